@@ -1,0 +1,64 @@
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_fail(const char *cmd, uq_status st)
+{
+    const char *msg = uq_last_error();
+    fprintf(stderr, "uquant %s: error: %s\n", cmd, msg && *msg ? msg : uq_status_string(st));
+    return UQ_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "uquant %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'uquant %s --help'.\n", cmd);
+    return UQ_EXIT_USAGE;
+}
+
+const char *cli_human_bytes(uint64_t b, char *buf, size_t cap)
+{
+    static const char *units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1000.0 && u < 5) {
+        v /= 1000.0;
+        u++;
+    }
+    if (u == 0) snprintf(buf, cap, "%llu B", (unsigned long long)b);
+    else snprintf(buf, cap, "%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+    return buf;
+}
+
+const char *cli_grouped(uint64_t v, char *buf, size_t cap)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+    size_t o = 0;
+    for (int i = 0; i < n && o + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+int cli_print_json(json_t *v)
+{
+    if (!v) {
+        fprintf(stderr, "uquant: out of memory\n");
+        return UQ_EXIT_FAIL;
+    }
+    char *s = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    if (!s) return UQ_EXIT_FAIL;
+    fputs(s, stdout);
+    fputc('\n', stdout);
+    free(s);
+    return UQ_EXIT_OK;
+}

@@ -1,0 +1,35 @@
+/* Shared pieces of the uquant command-line tool. */
+#ifndef UQ_TOOLS_CLI_H
+#define UQ_TOOLS_CLI_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "uquant.h"
+
+/* Exit codes of every command. */
+enum { UQ_EXIT_OK = 0, UQ_EXIT_FAIL = 1, UQ_EXIT_USAGE = 2 };
+
+typedef struct uq_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+    void (*help)(FILE *out);
+} uq_command;
+
+/* Prints "uquant CMD: <message>" for a failed status and returns UQ_EXIT_FAIL. */
+int cli_fail(const char *cmd, uq_status st);
+/* Prints a usage error and returns UQ_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "1.04 MB" style sizes (decimal units, like the size figures users compare). */
+const char *cli_human_bytes(uint64_t bytes, char *buf, size_t cap);
+/* "1,234,567" */
+const char *cli_grouped(uint64_t v, char *buf, size_t cap);
+/* Prints a JSON value to stdout (indented) and a newline; returns 0 or UQ_EXIT_FAIL. */
+int cli_print_json(json_t *v);
+
+int cmd_info(int argc, char **argv);
+void cmd_info_help(FILE *out);
+
+#endif
