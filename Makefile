@@ -23,7 +23,9 @@ build:
 
 # The main job on the bundled model.
 demo: deps build
-	$(UQ) info models/stories260K
+	@mkdir -p $(DEMO_OUT)
+	$(UQ) quantize models/stories260K -o $(DEMO_OUT)/stories260K-4bit --bits 4 --group-size 32 --force
+	$(UQ) info $(DEMO_OUT)/stories260K-4bit
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -51,6 +51,7 @@ typedef enum uq_status {
     UQ_ERR_NONFINITE,    /* NaN or Inf where finite values are required */
     UQ_ERR_CONFIG,       /* inconsistent configuration values */
     UQ_ERR_STATE,        /* call out of order (e.g. writing after finish) */
+    UQ_ERR_CANCELLED,    /* stopped by uq_cancel() (e.g. on SIGINT) */
     UQ_STATUS_COUNT
 } uq_status;
 
@@ -61,6 +62,12 @@ UQ_API const char *uq_status_string(uq_status s);
 /* The message of the last failure on this thread ("" if none). */
 UQ_API const char *uq_last_error(void);
 UQ_API const char *uq_version(void);
+/* Asks long-running calls (quantize, evaluate) to stop soon and return
+ * UQ_ERR_CANCELLED, cleaning up what they wrote. Async-signal-safe: meant to
+ * be called from a SIGINT handler. uq_cancel_reset() clears the request. */
+UQ_API void uq_cancel(void);
+UQ_API void uq_cancel_reset(void);
+UQ_API int uq_cancel_requested(void);
 
 /* ------------------------------------------------------------------ dtypes */
 
@@ -233,6 +240,127 @@ UQ_API uq_status uq_config_load(const char *path, uq_model_config *out);
 /* UQ_OK if the config describes a model the forward pass can run, else
  * UQ_ERR_UNSUPPORTED with a message saying why. */
 UQ_API uq_status uq_config_check_runnable(const uq_model_config *c);
+
+/* ----------------------------------------------------------- quantization */
+
+typedef enum uq_scheme {
+    UQ_SCHEME_AFFINE = 0, /* MLX's affine group-wise (scales + biases); mlx-lm loads it */
+    UQ_SCHEME_SYMMETRIC   /* quanto-style absmax int (scales only) */
+} uq_scheme;
+
+/* Fixed capacities of uq_quant_config's lists. */
+#define UQ_MAX_RULES 64
+#define UQ_MAX_PATTERN 128
+
+/* One --layer-bits rule: modules whose path matches the glob `pattern`
+ * (fnmatch, e.g. "model.layers.0.*") get `bits` and, when non-zero,
+ * `group_size`. bits 0 leaves them in float. Later rules win. */
+typedef struct uq_layer_rule {
+    char pattern[UQ_MAX_PATTERN];
+    int bits;
+    int group_size;
+} uq_layer_rule;
+
+/* Mirrors the seeds' UnifiedQuantizationConfig. Initialise with
+ * uq_quant_config_init; every field has a usable default. */
+typedef struct uq_quant_config {
+    int bits;                 /* default bits, 1..8 (default 4) */
+    int group_size;           /* default 64; symmetric also accepts 0 = per output row */
+    uq_scheme scheme;         /* default affine */
+    uq_layer_rule layer_bits[UQ_MAX_RULES];
+    int n_layer_bits;
+    char skip_modules[UQ_MAX_RULES][UQ_MAX_PATTERN]; /* globs left in float */
+    int n_skip_modules;
+    int embedding_bits;       /* 0 = same as bits */
+    int output_bits;          /* lm_head (the embedding when tied); 0 = same as bits */
+    char recipe[32];          /* "" or mixed_2_6 / mixed_3_4 / mixed_3_6 / mixed_4_6 */
+    int memory_efficient;     /* stream tensor by tensor (default 1) */
+    int64_t chunk_size;       /* rows per streamed chunk; 0 = automatic */
+    int n_threads;            /* 0 = one per online CPU */
+    uint64_t max_shard_bytes; /* default 5 GB */
+    int allow_nonfinite;      /* quantize tensors holding NaN / Inf instead of failing */
+    int force;                /* replace an existing output folder */
+    /* Called after each tensor (may be NULL). */
+    void (*progress)(void *user, uint64_t bytes_done, uint64_t bytes_total, const char *tensor);
+    void *progress_user;
+} uq_quant_config;
+
+UQ_API void uq_quant_config_init(uq_quant_config *c);
+/* Reads a JSON file with the seeds' field names (bits / default_bits,
+ * group_size, scheme, layer_bits {pattern: bits | {"bits", "group_size"}},
+ * skip_modules, embedding_bits, output_bits, recipe, memory_efficient,
+ * chunk_size) over the values already in c. Unknown fields are an error. */
+UQ_API uq_status uq_quant_config_load(const char *path, uq_quant_config *c);
+UQ_API uq_status uq_quant_config_parse(const char *json, size_t len, const char *label,
+                                       uq_quant_config *c);
+/* Checks ranges and the recipe name. */
+UQ_API uq_status uq_quant_config_validate(const uq_quant_config *c);
+
+/* What happened to one weight. */
+typedef struct uq_quant_decision {
+    char module[256];         /* module path, e.g. model.layers.0.mlp.down_proj */
+    int quantized;            /* 0: left in float */
+    uq_scheme scheme;
+    int bits;
+    int group_size;
+    char note[160];           /* why it was left float or got another group size ("" if nothing to say) */
+} uq_quant_decision;
+
+typedef struct uq_quant_report {
+    uq_quant_decision *decisions; /* one per 2-D weight considered */
+    size_t n_decisions;
+    size_t n_quantized, n_float;
+    uint64_t params_total;        /* every element of every tensor */
+    uint64_t params_quantized;
+    uint64_t bytes_in;            /* tensor bytes read */
+    uint64_t bytes_out;           /* tensor bytes written */
+    double bits_per_weight;       /* of the quantized weights, scales and biases included */
+    double seconds;
+    size_t n_shards;
+} uq_quant_report;
+
+UQ_API void uq_quant_report_free(uq_quant_report *r);
+
+/* Quantizes the model folder (or .safetensors file) src into the new folder
+ * dst: config.json with the quantization recorded, model.safetensors (sharded
+ * above max_shard_bytes), tokenizer and other non-weight files copied. The
+ * output appears complete or not at all; src is never modified. report may
+ * be NULL. */
+UQ_API uq_status uq_quantize_model(const char *src, const char *dst, const uq_quant_config *c,
+                                   uq_quant_report *report);
+
+/* ------------------------------------------------------- model handles */
+
+/* A model opened for reading: float or quantized, with its config. */
+typedef struct uq_model uq_model;
+
+/* One weight matrix as stored: float, or packed codes + scales (+ biases). */
+typedef struct uq_weight {
+    const char *module;       /* module path, e.g. model.layers.0.self_attn.q_proj */
+    int quantized;
+    uq_scheme scheme;
+    int bits;
+    int group_size;
+    int64_t rows, cols;       /* logical [out, in] */
+    uq_dtype dtype;           /* float weight's dtype, or the scales' dtype */
+    const uq_tensor *weight;  /* float [rows, cols] or packed U32 [rows, words] */
+    const uq_tensor *scales;  /* NULL when float */
+    const uq_tensor *biases;  /* NULL when float or symmetric */
+} uq_weight;
+
+UQ_API uq_status uq_model_open(const char *path, uq_model **out);
+UQ_API void uq_model_close(uq_model *m);
+/* NULL when the folder has no config.json. */
+UQ_API const uq_model_config *uq_model_get_config(const uq_model *m);
+UQ_API const uq_model_files *uq_model_get_files(const uq_model *m);
+UQ_API int uq_model_is_quantized(const uq_model *m);
+/* Weights: 2-D matrices, float or quantized, in file order. */
+UQ_API size_t uq_model_weight_count(const uq_model *m);
+UQ_API const uq_weight *uq_model_weight(const uq_model *m, size_t i);
+/* By module path ("model.layers.0.mlp.up_proj") or tensor name ("...up_proj.weight"). */
+UQ_API const uq_weight *uq_model_find_weight(const uq_model *m, const char *name);
+/* Dequantizes (or converts) a weight to f32: out holds rows * cols floats. */
+UQ_API uq_status uq_dequantize_tensor(const uq_model *m, const char *name, float *out, size_t n);
 
 #ifdef __cplusplus
 }

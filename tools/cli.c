@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_fail(const char *cmd, uq_status st)
 {
@@ -61,4 +62,25 @@ int cli_print_json(json_t *v)
     fputc('\n', stdout);
     free(s);
     return UQ_EXIT_OK;
+}
+
+int cli_stderr_is_terminal(void) { return isatty(2); }
+
+void cli_progress_bar(const char *what, uint64_t done, uint64_t total, const char *detail)
+{
+    const int width = 30;
+    double f = total ? (double)done / (double)total : 1.0;
+    if (f > 1) f = 1;
+    int fill = (int)(f * width + 0.5);
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r\033[K%s [%s] %3d%%  %.40s", what, bar, (int)(100 * f), detail ? detail : "");
+    fflush(stderr);
+}
+
+void cli_progress_done(void)
+{
+    fprintf(stderr, "\r\033[K");
+    fflush(stderr);
 }

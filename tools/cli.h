@@ -29,7 +29,14 @@ const char *cli_grouped(uint64_t v, char *buf, size_t cap);
 /* Prints a JSON value to stdout (indented) and a newline; returns 0 or UQ_EXIT_FAIL. */
 int cli_print_json(json_t *v);
 
+/* Progress bar on stderr (callers show it only when stderr is a terminal). */
+int cli_stderr_is_terminal(void);
+void cli_progress_bar(const char *what, uint64_t done, uint64_t total, const char *detail);
+void cli_progress_done(void);
+
 int cmd_info(int argc, char **argv);
 void cmd_info_help(FILE *out);
+int cmd_quantize(int argc, char **argv);
+void cmd_quantize_help(FILE *out);
 
 #endif

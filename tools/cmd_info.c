@@ -78,6 +78,100 @@ static void shape_string(const uq_tensor *t, char *buf, size_t cap)
     if (o < cap) snprintf(buf + o, cap - o, "]");
 }
 
+/* What the quantized weights add up to. */
+typedef struct quant_summary {
+    size_t n_quantized, n_float;
+    uint64_t params;          /* elements of the quantized weights */
+    uint64_t stored_bytes;    /* their packed words + scales + biases */
+    uint64_t float_bytes;     /* the same weights in their scales' dtype */
+    uint64_t other_bytes;     /* every other tensor as stored */
+} quant_summary;
+
+static uint64_t weight_stored_bytes(const uq_weight *w)
+{
+    return w->weight->nbytes + (w->scales ? w->scales->nbytes : 0) + (w->biases ? w->biases->nbytes : 0);
+}
+
+static void summarize_quantization(const uq_model *model, quant_summary *q)
+{
+    memset(q, 0, sizeof *q);
+    uint64_t weight_tensor_bytes = 0;
+    for (size_t i = 0; i < uq_model_weight_count(model); i++) {
+        const uq_weight *w = uq_model_weight(model, i);
+        if (!w->quantized) {
+            q->n_float++;
+            continue;
+        }
+        q->n_quantized++;
+        q->params += (uint64_t)(w->rows * w->cols);
+        q->stored_bytes += weight_stored_bytes(w);
+        q->float_bytes += (uint64_t)(w->rows * w->cols) * uq_dtype_size(w->dtype);
+        weight_tensor_bytes += weight_stored_bytes(w);
+    }
+    const uq_model_files *m = uq_model_get_files(model);
+    uint64_t all = 0;
+    for (size_t i = 0; i < uq_files_count(m); i++) all += uq_files_tensor(m, i)->nbytes;
+    q->other_bytes = all - weight_tensor_bytes;
+}
+
+static const char *scheme_name(uq_scheme s) { return s == UQ_SCHEME_AFFINE ? "affine" : "symmetric"; }
+
+static double weight_bpw(const uq_weight *w) { return 8.0 * (double)weight_stored_bytes(w) / (double)(w->rows * w->cols); }
+
+static void print_quantization(const uq_model *model, const quant_summary *q)
+{
+    size_t name_w = 6;
+    for (size_t i = 0; i < uq_model_weight_count(model); i++) {
+        size_t l = strlen(uq_model_weight(model, i)->module);
+        if (l > name_w) name_w = l;
+    }
+    printf("\nquantization\n%-*s  %-9s  %4s  %5s  %6s\n", (int)name_w, "MODULE", "SCHEME", "BITS", "GROUP", "BPW");
+    for (size_t i = 0; i < uq_model_weight_count(model); i++) {
+        const uq_weight *w = uq_model_weight(model, i);
+        if (w->quantized)
+            printf("%-*s  %-9s  %4d  %5d  %6.3f\n", (int)name_w, w->module, scheme_name(w->scheme), w->bits,
+                   w->group_size, weight_bpw(w));
+        else
+            printf("%-*s  %-9s  %4d  %5s  %6d\n", (int)name_w, w->module, uq_dtype_name(w->dtype),
+                   (int)(8 * uq_dtype_size(w->dtype)), "-", (int)(8 * uq_dtype_size(w->dtype)));
+    }
+    char a[32], b[32];
+    printf("\n%zu weights quantized (%zu kept float): %.3f bits per weight counting scales and biases\n",
+           q->n_quantized, q->n_float, q->params ? 8.0 * (double)q->stored_bytes / (double)q->params : 0.0);
+    uint64_t before = q->float_bytes + q->other_bytes, after = q->stored_bytes + q->other_bytes;
+    printf("size before %s, after %s (%.2fx smaller)\n", cli_human_bytes(before, a, sizeof a),
+           cli_human_bytes(after, b, sizeof b), after ? (double)before / (double)after : 0.0);
+}
+
+static json_t *quant_json(const uq_model *model, const quant_summary *q)
+{
+    json_t *o = json_object();
+    json_t *mods = json_array();
+    for (size_t i = 0; i < uq_model_weight_count(model); i++) {
+        const uq_weight *w = uq_model_weight(model, i);
+        json_t *e = json_object();
+        json_object_set_new(e, "module", json_string(w->module));
+        json_object_set_new(e, "quantized", json_boolean(w->quantized));
+        if (w->quantized) {
+            json_object_set_new(e, "scheme", json_string(scheme_name(w->scheme)));
+            json_object_set_new(e, "bits", json_integer(w->bits));
+            json_object_set_new(e, "group_size", json_integer(w->group_size));
+            json_object_set_new(e, "bits_per_weight", json_real(weight_bpw(w)));
+        } else {
+            json_object_set_new(e, "dtype", json_string(uq_dtype_name(w->dtype)));
+        }
+        json_array_append_new(mods, e);
+    }
+    json_object_set_new(o, "modules", mods);
+    json_object_set_new(o, "weights_quantized", json_integer((json_int_t)q->n_quantized));
+    json_object_set_new(o, "weights_float", json_integer((json_int_t)q->n_float));
+    json_object_set_new(o, "bits_per_weight",
+                        json_real(q->params ? 8.0 * (double)q->stored_bytes / (double)q->params : 0.0));
+    json_object_set_new(o, "bytes_before", json_integer((json_int_t)(q->float_bytes + q->other_bytes)));
+    json_object_set_new(o, "bytes_after", json_integer((json_int_t)(q->stored_bytes + q->other_bytes)));
+    return o;
+}
+
 int cmd_info(int argc, char **argv)
 {
     static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -94,22 +188,17 @@ int cmd_info(int argc, char **argv)
     if (optind != argc - 1) return cli_usage_error("info", "expected one PATH");
     const char *path = argv[optind];
 
-    uq_model_config cfg;
-    int have_cfg = 0;
-    uq_status runnable = UQ_ERR_UNSUPPORTED;
-    if (uq_path_is_dir(path)) {
-        char cpath[4096];
-        if (uq_path_join(cpath, sizeof cpath, path, "config.json") != UQ_OK) return cli_fail("info", UQ_ERR_ARG);
-        if (uq_path_is_file(cpath)) {
-            uq_status st = uq_config_load(cpath, &cfg);
-            if (st != UQ_OK) return cli_fail("info", st);
-            have_cfg = 1;
-            runnable = uq_config_check_runnable(&cfg);
-        }
-    }
-    uq_model_files *m;
-    uq_status st = uq_files_open(path, &m);
+    uq_model *model;
+    uq_status st = uq_model_open(path, &model);
     if (st != UQ_OK) return cli_fail("info", st);
+    const uq_model_files *m = uq_model_get_files(model);
+    const uq_model_config *cfgp = uq_model_get_config(model);
+    int have_cfg = cfgp != NULL;
+    uq_model_config cfg;
+    if (cfgp) cfg = *cfgp;
+    uq_status runnable = have_cfg ? uq_config_check_runnable(&cfg) : UQ_ERR_UNSUPPORTED;
+    quant_summary qs;
+    summarize_quantization(model, &qs);
 
     dtype_total by_dtype[UQ_DTYPE_COUNT];
     memset(by_dtype, 0, sizeof by_dtype);
@@ -163,6 +252,7 @@ int cmd_info(int argc, char **argv)
             json_array_append_new(tensors, to);
         }
         json_object_set_new(o, "tensors", tensors);
+        if (qs.n_quantized) json_object_set_new(o, "quantization", quant_json(model, &qs));
         json_t *tot = json_object();
         json_object_set_new(tot, "tensors", json_integer((json_int_t)n));
         json_object_set_new(tot, "parameters", json_integer((json_int_t)params));
@@ -204,7 +294,8 @@ int cmd_info(int argc, char **argv)
                    (unsigned long long)by_dtype[d].tensors, cli_grouped(by_dtype[d].params, b1, sizeof b1),
                    cli_human_bytes(by_dtype[d].bytes, b2, sizeof b2));
         }
+        if (qs.n_quantized) print_quantization(model, &qs);
     }
-    uq_files_close(m);
+    uq_model_close(model);
     return rc;
 }

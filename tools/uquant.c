@@ -5,7 +5,8 @@
 #include "cli.h"
 
 static const uq_command commands[] = {
-    {"info", "show a model's architecture, tensors and sizes", cmd_info, cmd_info_help},
+    {"quantize", "quantize a model folder to 1-8 bits (MLX-compatible output)", cmd_quantize, cmd_quantize_help},
+    {"info", "show a model's architecture, tensors, quantization and sizes", cmd_info, cmd_info_help},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;
 

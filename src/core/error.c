@@ -1,5 +1,6 @@
 #include "core/error.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,7 @@ static const char *const status_names[UQ_STATUS_COUNT] = {
     [UQ_ERR_NONFINITE] = "UQ_ERR_NONFINITE",
     [UQ_ERR_CONFIG] = "UQ_ERR_CONFIG",
     [UQ_ERR_STATE] = "UQ_ERR_STATE",
+    [UQ_ERR_CANCELLED] = "UQ_ERR_CANCELLED",
 };
 
 static const char *const status_strings[UQ_STATUS_COUNT] = {
@@ -46,6 +48,7 @@ static const char *const status_strings[UQ_STATUS_COUNT] = {
     [UQ_ERR_NONFINITE] = "non-finite value",
     [UQ_ERR_CONFIG] = "invalid configuration",
     [UQ_ERR_STATE] = "call out of order",
+    [UQ_ERR_CANCELLED] = "cancelled",
 };
 
 const char *uq_status_name(uq_status s)
@@ -63,6 +66,12 @@ const char *uq_status_string(uq_status s)
 const char *uq_last_error(void) { return last_error; }
 
 const char *uq_version(void) { return UQ_VERSION_STRING; }
+
+static volatile sig_atomic_t cancel_flag;
+
+void uq_cancel(void) { cancel_flag = 1; }
+void uq_cancel_reset(void) { cancel_flag = 0; }
+int uq_cancel_requested(void) { return cancel_flag != 0; }
 
 void uq_clear_error(void) { last_error[0] = '\0'; }
 

@@ -3,9 +3,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,4 +168,30 @@ uq_status uq_remove_tree(const char *path)
     }
     if (unlink(path) != 0) return uq_fail(UQ_ERR_IO, "%s: %s", path, strerror(errno));
     return UQ_OK;
+}
+
+void uq_release_pages(const void *p, size_t n)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || !p) return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t e = ((uintptr_t)p + n) & ~((uintptr_t)page - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+uq_status uq_write_json_atomic(const char *path, const struct json_t *value)
+{
+    /* 16 significant digits print config values as written (1e-05, not 1.0000000000000001e-05) */
+    char *text = json_dumps((const json_t *)value, JSON_INDENT(2) | JSON_REAL_PRECISION(16));
+    if (!text) return uq_fail(UQ_ERR_NOMEM, "%s: cannot encode JSON", path);
+    size_t len = strlen(text);
+    char *t = realloc(text, len + 2);
+    if (!t) {
+        free(text);
+        return uq_fail(UQ_ERR_NOMEM, "out of memory");
+    }
+    t[len] = '\n';
+    uq_status st = uq_write_file_atomic(path, t, len + 1);
+    free(t);
+    return st;
 }

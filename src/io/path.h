@@ -19,8 +19,16 @@ int uq_path_is_file(const char *path);
 uq_status uq_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
 /* Writes a whole file through a temporary name in the same folder, then renames it. */
 uq_status uq_write_file_atomic(const char *path, const void *data, size_t len);
+/* Writes a JSON value (2-space indent, newline at the end) atomically. The
+ * json_t is jansson's; declared opaque here to keep jansson out of callers
+ * that do not use it. */
+struct json_t;
+uq_status uq_write_json_atomic(const char *path, const struct json_t *value);
 /* Copies a regular file (through a temporary name). */
 uq_status uq_copy_file(const char *src, const char *dst);
+/* Tells the kernel the mapped bytes [p, p + n) will not be read again soon,
+ * so streaming through a large mapping does not grow the resident set. */
+void uq_release_pages(const void *p, size_t n);
 /* Removes a folder and everything in it (no symlink following). */
 uq_status uq_remove_tree(const char *path);
 

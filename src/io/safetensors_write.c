@@ -348,19 +348,8 @@ static uq_status write_index(uq_st_writer *w)
         json_object_set_new(map, w->t[i].name, json_string(slash ? slash + 1 : p));
     }
     json_object_set_new(root, "weight_map", map);
-    char *text = json_dumps(root, JSON_INDENT(2));
+    uq_status st = uq_write_json_atomic(w->index_path, root);
     json_decref(root);
-    if (!text) return uq_fail(UQ_ERR_NOMEM, "out of memory");
-    size_t len = strlen(text);
-    text[len] = '\0';
-    char *with_nl = realloc(text, len + 2);
-    if (!with_nl) {
-        free(text);
-        return uq_fail(UQ_ERR_NOMEM, "out of memory");
-    }
-    with_nl[len] = '\n';
-    uq_status st = uq_write_file_atomic(w->index_path, with_nl, len + 1);
-    free(with_nl);
     return st;
 }
 
