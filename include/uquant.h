@@ -362,6 +362,61 @@ UQ_API const uq_weight *uq_model_find_weight(const uq_model *m, const char *name
 /* Dequantizes (or converts) a weight to f32: out holds rows * cols floats. */
 UQ_API uq_status uq_dequantize_tensor(const uq_model *m, const char *name, float *out, size_t n);
 
+/* ------------------------------------------------------------- running */
+
+/* Inference state over a model: the backend, worker threads and the KV caches
+ * of n_seq sequences of up to n_ctx tokens each. */
+typedef struct uq_context uq_context;
+
+typedef struct uq_context_params {
+    int n_ctx;            /* tokens per sequence (0: the model's max positions, at most 2048) */
+    int n_seq;            /* sequences held at once (default 1) */
+    int n_batch;          /* tokens per internal step (default 512) */
+    int n_threads;        /* 0: one per online CPU */
+    const char *backend;  /* "auto" (default), "cpu", "cpu-ref", "cuda" */
+    int verbose;          /* print the backend choice and why to stderr */
+} uq_context_params;
+
+UQ_API void uq_context_params_init(uq_context_params *p);
+/* The model must be runnable (uq_config_check_runnable) and outlive the context. */
+UQ_API uq_status uq_context_create(const uq_model *m, const uq_context_params *p, uq_context **out);
+UQ_API void uq_context_free(uq_context *c);
+UQ_API const char *uq_context_backend_name(const uq_context *c);
+UQ_API int uq_context_threads(const uq_context *c);
+UQ_API int64_t uq_context_n_ctx(const uq_context *c);
+UQ_API int64_t uq_context_vocab(const uq_context *c);
+
+/* Runs n tokens after what sequence 0 already holds (its KV cache grows by n)
+ * and writes the logits of every position, [n, vocab], to logits (or only
+ * of the last position when logits is given to uq_forward_last). */
+UQ_API uq_status uq_forward(uq_context *c, const int32_t *ids, size_t n, float *logits);
+UQ_API uq_status uq_forward_last(uq_context *c, const int32_t *ids, size_t n, float *logits);
+/* The same for sequence seq; all_logits 0: only the last position's. */
+UQ_API uq_status uq_forward_seq(uq_context *c, int seq, const int32_t *ids, size_t n, float *logits,
+                                int all_logits);
+/* Tokens held by sequence seq; clearing (seq -1: all). */
+UQ_API int64_t uq_context_pos(const uq_context *c, int seq);
+UQ_API void uq_context_reset(uq_context *c, int seq);
+
+typedef struct uq_sampler_params {
+    float temperature;   /* 0: greedy */
+    float top_p;         /* nucleus sampling (1: off) */
+    int top_k;           /* 0: off */
+    uint64_t seed;
+} uq_sampler_params;
+
+UQ_API void uq_sampler_params_init(uq_sampler_params *p);
+/* Picks the next token from one row of logits (modified in place). */
+UQ_API int32_t uq_sample(float *logits, int64_t vocab, const uq_sampler_params *p, uint64_t *rng_state);
+
+/* Generation on sequence 0: feeds the prompt, then samples up to max_new
+ * tokens, stopping after an end-of-sequence token of the model; on_token
+ * (may be NULL) sees each new token and stops early by returning non-zero.
+ * The new tokens go to out (max_new entries) and their count to *n_out. */
+UQ_API uq_status uq_generate(uq_context *c, const int32_t *prompt, size_t n_prompt, size_t max_new,
+                             const uq_sampler_params *p, int (*on_token)(void *user, int32_t id),
+                             void *user, int32_t *out, size_t *n_out);
+
 #ifdef __cplusplus
 }
 #endif

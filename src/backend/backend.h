@@ -1,0 +1,46 @@
+/* The backend interface: one vtable per backend and a registry. The forward
+ * pass calls its heavy operations through it; cpu-ref (portable C) is the
+ * correctness oracle every other backend is tested against. */
+#ifndef UQ_BACKEND_BACKEND_H
+#define UQ_BACKEND_BACKEND_H
+
+#include "core/threadpool.h"
+#include "uquant.h"
+
+typedef struct uq_backend uq_backend;
+
+typedef struct uq_backend_caps {
+    unsigned affine_bits;    /* bit i set: affine i-bit weights supported */
+    unsigned symmetric_bits; /* same for the symmetric scheme */
+    int float_weights;       /* F32 / F16 / BF16 matrices */
+    int training;            /* backward pass (later) */
+} uq_backend_caps;
+
+typedef struct uq_backend_ops {
+    const char *name;        /* "cpu-ref", "cpu", "cuda" */
+    const char *description;
+    /* Whether it can run here; when not, why (e.g. "no CUDA driver"). */
+    int (*available)(char *why, size_t cap);
+    void (*caps)(uq_backend_caps *out);
+    /* Per-context state (scratch sized for rows of up to max_cols values). */
+    uq_status (*init)(uq_backend *b, int64_t max_cols);
+    void (*release)(uq_backend *b);
+    /* y[n, w->rows] = x[n, w->cols] . W^T for any weight the caps cover.
+     * Rows are independent tasks, so results do not depend on threads. */
+    void (*matmul)(uq_backend *b, const uq_weight *w, const float *x, int64_t n, float *y);
+} uq_backend_ops;
+
+struct uq_backend {
+    const uq_backend_ops *ops;
+    uq_pool *pool;           /* shared worker threads */
+    void *state;             /* backend-specific */
+};
+
+/* Registry. */
+const uq_backend_ops *uq_backend_find(const char *name);
+size_t uq_backend_count(void);
+const uq_backend_ops *uq_backend_at(size_t i);
+
+extern const uq_backend_ops uq_backend_cpu_ref;
+
+#endif

@@ -1,0 +1,120 @@
+/* Sampling (greedy, temperature, top-k, top-p) and the generation loop. */
+#include "core/error.h"
+#include "runtime/runtime.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void uq_sampler_params_init(uq_sampler_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->temperature = 0.0f;
+    p->top_p = 1.0f;
+    p->seed = 42;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int32_t argmax(const float *x, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return (int32_t)best;
+}
+
+typedef struct cand {
+    float p;
+    int32_t id;
+} cand;
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->id - y->id;
+}
+
+int32_t uq_sample(float *logits, int64_t vocab, const uq_sampler_params *p, uint64_t *rng)
+{
+    if (!p || p->temperature <= 0.0f) return argmax(logits, vocab);
+    for (int64_t i = 0; i < vocab; i++) logits[i] /= p->temperature;
+    uq_softmax(logits, vocab);
+    double r = (double)(rng_next(rng) >> 11) * 0x1p-53;
+    int restrict_set = (p->top_k > 0 && p->top_k < vocab) || (p->top_p > 0.0f && p->top_p < 1.0f);
+    if (!restrict_set) {
+        double acc = 0;
+        for (int64_t i = 0; i < vocab; i++) {
+            acc += logits[i];
+            if (r < acc) return (int32_t)i;
+        }
+        return (int32_t)(vocab - 1);
+    }
+    cand *cs = malloc((size_t)vocab * sizeof *cs);
+    if (!cs) return argmax(logits, vocab);
+    for (int64_t i = 0; i < vocab; i++) cs[i] = (cand){logits[i], (int32_t)i};
+    qsort(cs, (size_t)vocab, sizeof *cs, cmp_cand);
+    int64_t keep = vocab;
+    if (p->top_k > 0 && p->top_k < keep) keep = p->top_k;
+    if (p->top_p > 0.0f && p->top_p < 1.0f) {
+        double acc = 0;
+        for (int64_t i = 0; i < keep; i++) {
+            acc += cs[i].p;
+            if (acc >= p->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    double total = 0;
+    for (int64_t i = 0; i < keep; i++) total += cs[i].p;
+    double acc = 0, target = r * total;
+    int32_t id = cs[keep - 1].id;
+    for (int64_t i = 0; i < keep; i++) {
+        acc += cs[i].p;
+        if (target < acc) {
+            id = cs[i].id;
+            break;
+        }
+    }
+    free(cs);
+    return id;
+}
+
+static int is_eos(const uq_context *c, int32_t id)
+{
+    for (int i = 0; i < c->cfg.n_eos; i++)
+        if (c->cfg.eos_token_ids[i] == id) return 1;
+    return 0;
+}
+
+uq_status uq_generate(uq_context *c, const int32_t *prompt, size_t n_prompt, size_t max_new,
+                      const uq_sampler_params *p, int (*on_token)(void *user, int32_t id), void *user, int32_t *out,
+                      size_t *n_out)
+{
+    if (!c || (!prompt && n_prompt) || (!out && max_new) || !n_out) return uq_fail(UQ_ERR_ARG, "uq_generate: NULL argument");
+    *n_out = 0;
+    if (n_prompt == 0) return uq_fail(UQ_ERR_ARG, "uq_generate: empty prompt (start with BOS)");
+    uq_sampler_params defaults;
+    uq_sampler_params_init(&defaults);
+    if (!p) p = &defaults;
+    uint64_t rng = p->seed;
+    float *logits = c->logits_tmp;
+    uq_status st = uq_forward_last(c, prompt, n_prompt, logits);
+    while (st == UQ_OK && *n_out < max_new) {
+        int32_t id = uq_sample(logits, c->vocab, p, &rng);
+        out[(*n_out)++] = id;
+        if (on_token && on_token(user, id)) break;
+        if (is_eos(c, id)) break;
+        if (*n_out == max_new || c->pos[0] >= c->n_ctx) break;
+        st = uq_forward_last(c, &id, 1, logits);
+    }
+    return st;
+}
