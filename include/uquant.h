@@ -417,6 +417,49 @@ UQ_API uq_status uq_generate(uq_context *c, const int32_t *prompt, size_t n_prom
                              const uq_sampler_params *p, int (*on_token)(void *user, int32_t id),
                              void *user, int32_t *out, size_t *n_out);
 
+/* ---------------------------------------------------------- evaluation */
+
+typedef enum uq_ppl_protocol {
+    /* non-overlapping windows of n_ctx tokens (a shorter tail dropped);
+     * every position but the first of each window is scored */
+    UQ_PPL_WINDOWS = 0,
+    /* llama.cpp's perplexity tool: the first token of each window replaced
+     * by BOS, only the second half of each window scored */
+    UQ_PPL_LLAMACPP
+} uq_ppl_protocol;
+
+typedef struct uq_eval_params {
+    int64_t n_ctx;            /* window length (default 512) */
+    uq_ppl_protocol protocol;
+    int64_t max_windows;      /* 0: all */
+    int32_t bos_id;           /* for UQ_PPL_LLAMACPP (default: the model's bos_token_id) */
+    void (*progress)(void *user, int64_t windows_done, int64_t windows_total);
+    void *progress_user;
+} uq_eval_params;
+
+typedef struct uq_eval_result {
+    double ppl;               /* exp(mean NLL) of the evaluated model */
+    double nll;               /* mean negative log-likelihood (nats) */
+    uint64_t scored;          /* positions scored */
+    int64_t windows;
+    uint64_t tokens;          /* tokens of the whole text */
+    /* against a reference model (when one was given) */
+    int have_reference;
+    double ref_ppl;
+    double kl_mean, kl_p99, kl_max; /* KL(reference || model) per position, nats */
+    double top1;              /* fraction of positions where both argmax agree */
+    double cosine;            /* mean cosine similarity of the logit vectors */
+    double seconds;
+} uq_eval_result;
+
+UQ_API void uq_eval_params_init(uq_eval_params *p);
+/* Perplexity of the model behind ctx over tokens (a text tokenized whole, no
+ * BOS), window by window; with a reference context (same vocabulary), the
+ * divergence figures too. Both contexts need n_ctx >= params->n_ctx and are
+ * reset per window. */
+UQ_API uq_status uq_evaluate(uq_context *ctx, uq_context *reference, const int32_t *tokens, size_t n,
+                             const uq_eval_params *params, uq_eval_result *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -84,3 +84,48 @@ void cli_progress_done(void)
     fprintf(stderr, "\r\033[K");
     fflush(stderr);
 }
+
+int cli_parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= lo && v <= hi)) return 0;
+    *out = v;
+    return 1;
+}
+
+uq_status cli_runtime_open(const char *path, const char *backend, int threads, int n_ctx, int verbose,
+                           cli_runtime *rt)
+{
+    memset(rt, 0, sizeof *rt);
+    uq_status st = uq_model_open(path, &rt->model);
+    if (st == UQ_OK) st = uq_tokenizer_load(path, &rt->tok);
+    if (st == UQ_OK) {
+        uq_context_params cp;
+        uq_context_params_init(&cp);
+        cp.backend = backend;
+        cp.n_threads = threads;
+        cp.n_ctx = n_ctx;
+        cp.verbose = verbose;
+        st = uq_context_create(rt->model, &cp, &rt->ctx);
+    }
+    if (st != UQ_OK) cli_runtime_close(rt);
+    return st;
+}
+
+void cli_runtime_close(cli_runtime *rt)
+{
+    uq_context_free(rt->ctx);
+    uq_tokenizer_free(rt->tok);
+    uq_model_close(rt->model);
+    memset(rt, 0, sizeof *rt);
+}

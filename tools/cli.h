@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tokenizer/tokenizer.h"
 #include "uquant.h"
 
 /* Exit codes of every command. */
@@ -34,9 +35,28 @@ int cli_stderr_is_terminal(void);
 void cli_progress_bar(const char *what, uint64_t done, uint64_t total, const char *detail);
 void cli_progress_done(void);
 
+/* Strict number parsing for option values; 1 on success. */
+int cli_parse_long(const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *s, double lo, double hi, double *out);
+
+/* A model opened for running: weights, tokenizer and a context. */
+typedef struct cli_runtime {
+    uq_model *model;
+    uq_tokenizer *tok;
+    uq_context *ctx;
+} cli_runtime;
+
+uq_status cli_runtime_open(const char *path, const char *backend, int threads, int n_ctx, int verbose,
+                           cli_runtime *rt);
+void cli_runtime_close(cli_runtime *rt);
+
 int cmd_info(int argc, char **argv);
 void cmd_info_help(FILE *out);
 int cmd_quantize(int argc, char **argv);
 void cmd_quantize_help(FILE *out);
+int cmd_run(int argc, char **argv);
+void cmd_run_help(FILE *out);
+int cmd_eval(int argc, char **argv);
+void cmd_eval_help(FILE *out);
 
 #endif

@@ -7,6 +7,8 @@
 static const uq_command commands[] = {
     {"quantize", "quantize a model folder to 1-8 bits (MLX-compatible output)", cmd_quantize, cmd_quantize_help},
     {"info", "show a model's architecture, tensors, quantization and sizes", cmd_info, cmd_info_help},
+    {"run", "generate text with a model (float or quantized)", cmd_run, cmd_run_help},
+    {"eval", "perplexity, and KL / top-1 / cosine against a reference model", cmd_eval, cmd_eval_help},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;
 

@@ -134,6 +134,12 @@ uq_status uq_context_create(const uq_model *m, const uq_context_params *p, uq_co
     c->n_ctx = p->n_ctx ? p->n_ctx : cfg->max_position_embeddings > 0 && cfg->max_position_embeddings < 2048
                                          ? cfg->max_position_embeddings
                                          : 2048;
+    if (cfg->max_position_embeddings > 0 && c->n_ctx > cfg->max_position_embeddings) {
+        int64_t want = c->n_ctx;
+        free(c);
+        return uq_fail(UQ_ERR_ARG, "a context of %lld tokens exceeds the model's %lld positions", (long long)want,
+                       (long long)cfg->max_position_embeddings);
+    }
     c->n_batch = p->n_batch ? p->n_batch : 512;
     if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
 

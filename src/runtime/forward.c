@@ -55,9 +55,7 @@ static void attn_task(void *arg, int64_t task, int thread)
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t p = 0; p < npos; p++) {
         const float *k = cache_at(c, c->k_cache, j->seq, j->layer, p) + kvh * hd;
-        float s = 0;
-        for (int64_t i = 0; i < hd; i++) s += q[i] * k[i];
-        scores[p] = s * scale;
+        scores[p] = uq_dot_f32(q, k, hd) * scale;
     }
     uq_softmax(scores, npos);
     float *out = c->att_out + t * c->q_dim + h * hd;

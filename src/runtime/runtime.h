@@ -4,6 +4,7 @@
 #define UQ_RUNTIME_RUNTIME_H
 
 #include "backend/backend.h"
+#include "core/vec.h"
 #include "uquant.h"
 
 typedef struct uq_layer {

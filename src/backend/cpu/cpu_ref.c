@@ -3,6 +3,7 @@
  * with every input row. */
 #include "backend/backend.h"
 #include "core/error.h"
+#include "core/vec.h"
 #include "model/model_internal.h"
 #include "quant/quant.h"
 
@@ -22,18 +23,6 @@ static void ref_caps(uq_backend_caps *c)
     c->symmetric_bits = 0x1fcu; /* 2..8 */
     c->float_weights = 1;
     c->training = 0;
-}
-
-/* Dot product with 8 partial sums (vectorizable, and a fixed order). */
-static float dot(const float *a, const float *b, int64_t n)
-{
-    float s[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
-    float t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-    for (; i < n; i++) t += a[i] * b[i];
-    return t;
 }
 
 typedef struct job {
@@ -61,7 +50,7 @@ static void row_task(void *arg, int64_t task, int thread)
         else
             uq_to_f32(w->dtype, (const unsigned char *)w->weight->data + (size_t)r * (size_t)w->cols * el, row,
                       (size_t)w->cols);
-        for (int64_t t = 0; t < j->n; t++) j->y[t * w->rows + r] = dot(row, j->x + t * w->cols, w->cols);
+        for (int64_t t = 0; t < j->n; t++) j->y[t * w->rows + r] = uq_dot_f32(row, j->x + t * w->cols, w->cols);
     }
 }
 
