@@ -8,6 +8,7 @@
 #include "uquant.h"
 
 typedef struct uq_backend uq_backend;
+struct uq_context;
 
 typedef struct uq_backend_caps {
     unsigned affine_bits;    /* bit i set: affine i-bit weights supported */
@@ -28,6 +29,18 @@ typedef struct uq_backend_ops {
     /* y[n, w->rows] = x[n, w->cols] . W^T for any weight the caps cover.
      * Rows are independent tasks, so results do not depend on threads. */
     void (*matmul)(uq_backend *b, const uq_weight *w, const float *x, int64_t n, float *y);
+
+    /* Device backends run the whole forward pass themselves, with weights
+     * and KV caches resident on the device (NULL for host backends, whose
+     * forward is src/runtime/forward.c calling matmul above):
+     * prepare uploads what the context's model needs (once per context);
+     * forward runs n tokens of sequence seq after the pos tokens it already
+     * holds and writes logits like uq_forward_seq. */
+    uq_status (*prepare)(uq_backend *b, const struct uq_context *ctx);
+    uq_status (*forward)(uq_backend *b, struct uq_context *ctx, int seq, const int32_t *ids, int64_t n,
+                         int64_t pos, float *logits, int all_logits);
+    /* Device memory in bytes (total, free); NULL for host backends. */
+    uq_status (*memory)(uq_backend *b, uint64_t *total, uint64_t *free_bytes);
 } uq_backend_ops;
 
 struct uq_backend {

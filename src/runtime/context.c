@@ -154,9 +154,16 @@ uq_status uq_context_create(const uq_model *m, const uq_context_params *p, uq_co
     if ((st = uq_pool_create(p->n_threads, &c->pool)) != UQ_OK) goto fail;
     if ((st = pick_backend(c, p->backend, p->verbose)) != UQ_OK) goto fail;
 
-    int64_t kv = (int64_t)c->n_seq * c->n_layers * c->n_ctx * c->kv_dim, nb = c->n_batch;
     c->pos = calloc((size_t)c->n_seq, sizeof *c->pos);
+    c->logits_tmp = alloc_f32(c->vocab, &st);
     if (!c->pos) st = uq_fail(UQ_ERR_NOMEM, "out of memory");
+    if (st == UQ_OK && c->backend.ops->forward) {
+        /* a device backend holds the caches and activations itself */
+        if ((st = c->backend.ops->prepare(&c->backend, c)) != UQ_OK) goto fail;
+        *out = c;
+        return UQ_OK;
+    }
+    int64_t kv = (int64_t)c->n_seq * c->n_layers * c->n_ctx * c->kv_dim, nb = c->n_batch;
     c->k_cache = alloc_f32(kv, &st);
     c->v_cache = alloc_f32(kv, &st);
     c->rope_cos = alloc_f32(c->n_ctx * c->head_dim / 2, &st);
@@ -171,7 +178,6 @@ uq_status uq_context_create(const uq_model *m, const uq_context_params *p, uq_co
     c->hb = alloc_f32(nb * c->hidden_ff, &st);
     c->hb2 = alloc_f32(nb * c->hidden_ff, &st);
     c->att_scratch = alloc_f32((int64_t)uq_pool_threads(c->pool) * c->n_ctx, &st);
-    c->logits_tmp = alloc_f32(c->vocab, &st);
     if (st != UQ_OK) goto fail;
     uq_rope_tables(&c->cfg, c->n_ctx, c->rope_cos, c->rope_sin);
     *out = c;

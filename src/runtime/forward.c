@@ -110,6 +110,11 @@ uq_status uq_forward_seq(uq_context *c, int seq, const int32_t *ids, size_t n, f
         if (ids[i] < 0 || ids[i] >= c->vocab)
             return uq_fail(UQ_ERR_ARG, "token id %d at position %zu is outside the vocabulary (%lld)", ids[i], i,
                            (long long)c->vocab);
+    if (c->backend.ops->forward) {
+        uq_status st = c->backend.ops->forward(&c->backend, c, seq, ids, (int64_t)n, c->pos[seq], logits, all_logits);
+        if (st == UQ_OK) c->pos[seq] += (int64_t)n;
+        return st;
+    }
     const int64_t d = c->dim;
     for (size_t off = 0; off < n; off += (size_t)c->n_batch) {
         if (uq_cancel_requested()) return uq_fail(UQ_ERR_CANCELLED, "cancelled");
