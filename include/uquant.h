@@ -280,6 +280,7 @@ typedef struct uq_quant_config {
     uint64_t max_shard_bytes; /* default 5 GB */
     int allow_nonfinite;      /* quantize tensors holding NaN / Inf instead of failing */
     int force;                /* replace an existing output folder */
+    char backend[16];         /* where to quantize: "" / "auto", "cpu", "cpu-ref" (one thread), "cuda" */
     /* Called after each tensor (may be NULL). */
     void (*progress)(void *user, uint64_t bytes_done, uint64_t bytes_total, const char *tensor);
     void *progress_user;
@@ -328,6 +329,10 @@ UQ_API void uq_quant_report_free(uq_quant_report *r);
  * be NULL. */
 UQ_API uq_status uq_quantize_model(const char *src, const char *dst, const uq_quant_config *c,
                                    uq_quant_report *report);
+
+/* The same plan without writing anything: what each weight would get, the
+ * bits per weight and the output size (the seeds' memory estimate). */
+UQ_API uq_status uq_quantize_plan(const char *src, const uq_quant_config *c, uq_quant_report *report);
 
 /* ------------------------------------------------------- model handles */
 
@@ -459,6 +464,37 @@ UQ_API void uq_eval_params_init(uq_eval_params *p);
  * reset per window. */
 UQ_API uq_status uq_evaluate(uq_context *ctx, uq_context *reference, const int32_t *tokens, size_t n,
                              const uq_eval_params *params, uq_eval_result *out);
+
+/* ------------------------------------------------------------- memory */
+
+#define UQ_MAX_GPUS 16
+
+/* The seeds' BackendManager.get_memory_info(). */
+typedef struct uq_memory_info {
+    uint64_t ram_total, ram_available, ram_used;
+    uint64_t process_rss, process_peak_rss;
+    int n_gpus;
+    struct {
+        char name[64];     /* "cuda:0 NVIDIA H100 80GB HBM3" */
+        uint64_t total, free_bytes;
+    } gpu[UQ_MAX_GPUS];
+} uq_memory_info;
+
+UQ_API uq_status uq_memory_info_get(uq_memory_info *out);
+
+/* What a model needs: its weights in float and under a quantization config
+ * (NULL: float only), and the KV cache of one sequence of n_ctx tokens with
+ * elements of kv_bytes each (4 on the CPU backends). */
+typedef struct uq_footprint {
+    uint64_t weights_float;       /* the tensors as stored in the source */
+    uint64_t weights_quantized;   /* after quantization (== float without a config) */
+    double bits_per_weight;       /* of the quantized weights, scales included */
+    uint64_t kv_cache;
+    int64_t n_ctx;
+} uq_footprint;
+
+UQ_API uq_status uq_model_footprint(const char *path, const uq_quant_config *qc, int64_t n_ctx, int kv_bytes,
+                                    uq_footprint *out);
 
 #ifdef __cplusplus
 }

@@ -56,6 +56,10 @@ int cmd_quantize(int argc, char **argv);
 void cmd_quantize_help(FILE *out);
 int cmd_run(int argc, char **argv);
 void cmd_run_help(FILE *out);
+int cmd_compare(int argc, char **argv);
+void cmd_compare_help(FILE *out);
+int cmd_memory(int argc, char **argv);
+void cmd_memory_help(FILE *out);
 int cmd_eval(int argc, char **argv);
 void cmd_eval_help(FILE *out);
 

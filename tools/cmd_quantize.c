@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "quant_options.h"
 
 void cmd_quantize_help(FILE *out)
 {
@@ -15,17 +16,9 @@ void cmd_quantize_help(FILE *out)
             "Quantize the Hugging Face model folder (or .safetensors file) SRC into the new\n"
             "folder DST. The default affine scheme is MLX's: DST loads in mlx-lm unchanged.\n"
             "\n"
-            "What gets which bits:\n"
-            "  -b, --bits N              default bits, 1-8 (default 4)\n"
-            "  -g, --group-size G        values per scale (default 64; a multiple of 8;\n"
-            "                            symmetric also takes 0 = one scale per row)\n"
-            "      --scheme S            affine (MLX, default) or symmetric (quanto-style int)\n"
-            "      --layer-bits P=B[:G]  modules matching P get B bits (and group G); B = 16\n"
-            "                            keeps them float; repeatable, later rules win\n"
-            "      --skip P              leave modules matching P in float (repeatable)\n"
-            "      --embedding-bits N    bits of the token embedding\n"
-            "      --output-bits N       bits of lm_head (of the embedding when tied)\n"
-            "      --recipe R            mlx-lm's mixed_2_6, mixed_3_4, mixed_3_6 or mixed_4_6\n"
+            "What gets which bits:\n");
+    cli_quant_options_help(out);
+    fprintf(out,
             "      --config FILE.json    UnifiedQuantizationConfig fields (bits / default_bits,\n"
             "                            group_size, layer_bits, skip_modules, embedding_bits,\n"
             "                            output_bits, memory_efficient, chunk_size); flags win\n"
@@ -38,58 +31,14 @@ void cmd_quantize_help(FILE *out)
             "      --force               replace an existing DST (only once the new one is complete)\n"
             "      --max-shard-size S    split model.safetensors above S bytes (5GB default; k/M/G)\n"
             "  -t, --threads N           threads (default: one per CPU); output is identical for any N\n"
+            "      --backend B           where to quantize: auto (default: the GPU when present),\n"
+            "                            cpu, cpu-ref (one thread) or cuda; the bytes are the same\n"
             "      --chunk-size ROWS     rows per streamed chunk (default: about 8 MB of f32)\n"
             "      --no-memory-efficient read whole tensors at once instead of streaming\n"
             "      --allow-nonfinite     quantize tensors holding NaN / Inf instead of failing\n"
             "      --json                print the report as JSON\n"
             "  -q, --quiet               print nothing but errors\n"
             "  -h, --help                show this help\n");
-}
-
-/* "5GB", "500M", "1024" -> bytes; 0 on error. */
-static uint64_t parse_size(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0) return 0;
-    while (*end == ' ') end++;
-    double mul = 1;
-    switch (toupper((unsigned char)*end)) {
-    case 'K': mul = 1e3; break;
-    case 'M': mul = 1e6; break;
-    case 'G': mul = 1e9; break;
-    case 'T': mul = 1e12; break;
-    case '\0': break;
-    case 'B': break;
-    default: return 0;
-    }
-    return (uint64_t)(v * mul);
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
-/* PATTERN=BITS[:GROUP] */
-static int parse_layer_rule(const char *arg, uq_layer_rule *r)
-{
-    const char *eq = strrchr(arg, '=');
-    if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof r->pattern) return 0;
-    memset(r, 0, sizeof *r);
-    memcpy(r->pattern, arg, (size_t)(eq - arg));
-    char buf[32];
-    snprintf(buf, sizeof buf, "%s", eq + 1);
-    char *colon = strchr(buf, ':');
-    if (colon) {
-        *colon = '\0';
-        if (!parse_int(colon + 1, 0, 1 << 20, &r->group_size)) return 0;
-    }
-    return parse_int(buf, 0, 16, &r->bits);
 }
 
 static void on_sigint(int sig)
@@ -147,20 +96,18 @@ static json_t *report_json(const char *src, const char *dst, const uq_quant_repo
 
 int cmd_quantize(int argc, char **argv)
 {
-    enum { O_SCHEME = 256, O_LAYER, O_SKIP, O_EMB, O_OUT, O_RECIPE, O_CONFIG, O_FORCE, O_SHARD, O_CHUNK,
-           O_NOMEM, O_NONFINITE, O_JSON };
-    static const struct option opts[] = {
-        {"bits", required_argument, 0, 'b'},        {"group-size", required_argument, 0, 'g'},
-        {"scheme", required_argument, 0, O_SCHEME}, {"layer-bits", required_argument, 0, O_LAYER},
-        {"skip", required_argument, 0, O_SKIP},     {"embedding-bits", required_argument, 0, O_EMB},
-        {"output-bits", required_argument, 0, O_OUT}, {"recipe", required_argument, 0, O_RECIPE},
+    enum { O_CONFIG = 256, O_FORCE, O_SHARD, O_CHUNK, O_NOMEM, O_NONFINITE, O_JSON, O_BACKEND };
+    static const struct option own[] = {
         {"config", required_argument, 0, O_CONFIG}, {"output", required_argument, 0, 'o'},
         {"force", no_argument, 0, O_FORCE},         {"max-shard-size", required_argument, 0, O_SHARD},
         {"threads", required_argument, 0, 't'},     {"chunk-size", required_argument, 0, O_CHUNK},
         {"no-memory-efficient", no_argument, 0, O_NOMEM}, {"allow-nonfinite", no_argument, 0, O_NONFINITE},
         {"json", no_argument, 0, O_JSON},           {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-    const char *shortopts = "b:g:o:t:qh";
+        {"backend", required_argument, 0, O_BACKEND}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    struct option opts[64];
+    cli_quant_merge_options(opts, 64, own);
+    const char *shortopts = CLI_QUANT_SHORTOPTS "o:t:qh";
     uq_quant_config cfg;
     uq_quant_config_init(&cfg);
 
@@ -184,44 +131,34 @@ int cmd_quantize(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
         int ok = 1;
+        if (cli_quant_option(c, optarg, &cfg, &ok)) {
+            if (!ok) return cli_usage_error("quantize", "bad value for '%s': '%s'", argv[optind - 1], optarg);
+            continue;
+        }
         switch (c) {
-        case 'b': ok = parse_int(optarg, 1, 8, &cfg.bits); break;
-        case 'g': ok = parse_int(optarg, 0, 1 << 20, &cfg.group_size); break;
-        case O_SCHEME:
-            if (strcmp(optarg, "affine") == 0) cfg.scheme = UQ_SCHEME_AFFINE;
-            else if (strcmp(optarg, "symmetric") == 0) cfg.scheme = UQ_SCHEME_SYMMETRIC;
-            else ok = 0;
-            break;
-        case O_LAYER:
-            if (cfg.n_layer_bits >= UQ_MAX_RULES) return cli_usage_error("quantize", "too many --layer-bits rules");
-            ok = parse_layer_rule(optarg, &cfg.layer_bits[cfg.n_layer_bits]);
-            if (ok) cfg.n_layer_bits++;
-            break;
-        case O_SKIP:
-            if (cfg.n_skip_modules >= UQ_MAX_RULES) return cli_usage_error("quantize", "too many --skip patterns");
-            if (!*optarg || strlen(optarg) >= UQ_MAX_PATTERN) ok = 0;
-            else snprintf(cfg.skip_modules[cfg.n_skip_modules++], UQ_MAX_PATTERN, "%s", optarg);
-            break;
-        case O_EMB: ok = parse_int(optarg, 1, 16, &cfg.embedding_bits); break;
-        case O_OUT: ok = parse_int(optarg, 1, 16, &cfg.output_bits); break;
-        case O_RECIPE:
-            ok = strlen(optarg) < sizeof cfg.recipe;
-            if (ok) snprintf(cfg.recipe, sizeof cfg.recipe, "%s", optarg);
-            break;
         case O_CONFIG: break;
         case 'o': out = optarg; break;
         case O_FORCE: cfg.force = 1; break;
-        case O_SHARD: ok = (cfg.max_shard_bytes = parse_size(optarg)) > 0; break;
-        case 't': ok = parse_int(optarg, 1, 1024, &cfg.n_threads); break;
+        case O_SHARD: ok = (cfg.max_shard_bytes = cli_parse_size(optarg)) > 0; break;
+        case 't': {
+            long v = 0;
+            ok = cli_parse_long(optarg, 1, 1024, &v);
+            cfg.n_threads = (int)v;
+            break;
+        }
         case O_CHUNK: {
-            int v = 0;
-            ok = parse_int(optarg, 1, 1 << 30, &v);
+            long v = 0;
+            ok = cli_parse_long(optarg, 1, 1L << 30, &v);
             cfg.chunk_size = v;
             break;
         }
         case O_NOMEM: cfg.memory_efficient = 0; break;
         case O_NONFINITE: cfg.allow_nonfinite = 1; break;
         case O_JSON: json_out = 1; break;
+        case O_BACKEND:
+            ok = strlen(optarg) < sizeof cfg.backend;
+            if (ok) snprintf(cfg.backend, sizeof cfg.backend, "%s", optarg);
+            break;
         case 'q': quiet = 1; break;
         default: break;
         }

@@ -9,6 +9,8 @@ static const uq_command commands[] = {
     {"info", "show a model's architecture, tensors, quantization and sizes", cmd_info, cmd_info_help},
     {"run", "generate text with a model (float or quantized)", cmd_run, cmd_run_help},
     {"eval", "perplexity, and KL / top-1 / cosine against a reference model", cmd_eval, cmd_eval_help},
+    {"compare", "every available backend: speed, memory, KL / top-1 of a quantization", cmd_compare, cmd_compare_help},
+    {"memory", "RAM / GPU memory, and a model's footprint float vs quantized", cmd_memory, cmd_memory_help},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;
 

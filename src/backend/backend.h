@@ -39,6 +39,11 @@ typedef struct uq_backend_ops {
     uq_status (*prepare)(uq_backend *b, const struct uq_context *ctx);
     uq_status (*forward)(uq_backend *b, struct uq_context *ctx, int seq, const int32_t *ids, int64_t n,
                          int64_t pos, float *logits, int all_logits);
+    /* Quantizes a [rows, cols] tensor exactly as uq_quantize_tensor does
+     * (byte-identical output); NULL: the pipeline uses the CPU quantizer. */
+    uq_status (*quantize)(uq_backend *b, const struct uq_qparams *p, uq_dtype src_dtype, const void *src,
+                          int64_t rows, int64_t cols, void *packed, void *scales, void *biases,
+                          int allow_nonfinite);
     /* Device memory in bytes (total, free); NULL for host backends. */
     uq_status (*memory)(uq_backend *b, uint64_t *total, uint64_t *free_bytes);
 } uq_backend_ops;

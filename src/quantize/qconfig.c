@@ -175,8 +175,13 @@ uq_status uq_quant_config_parse(const char *json, size_t len, const char *label,
                 }
                 snprintf(c->skip_modules[c->n_skip_modules++], UQ_MAX_PATTERN, "%s", s);
             }
-        } else if (strcmp(k, "backend") == 0 || strcmp(k, "device") == 0) {
-            /* The seeds' backend choice applies to running, not to the file. */
+        } else if (strcmp(k, "backend") == 0) {
+            const char *b = json_string_value(v);
+            if (json_is_null(v)) c->backend[0] = '\0';
+            else if (!b || strlen(b) >= sizeof c->backend)
+                st = uq_fail(UQ_ERR_FIELD, "%s: \"backend\" is not a backend name", label);
+            else snprintf(c->backend, sizeof c->backend, "%s", b);
+        } else if (strcmp(k, "device") == 0) {
             if (!json_is_string(v) && !json_is_null(v))
                 st = uq_fail(UQ_ERR_FIELD, "%s: \"%s\" is not a string", label, k);
         } else {

@@ -1,5 +1,6 @@
 /* uq_quantize_model: plan every tensor, stream the source through the
  * quantizer into a temporary folder, then rename it into place. */
+#include "backend/backend.h"
 #include "core/error.h"
 #include "io/path.h"
 #include "quant/quant.h"
@@ -27,6 +28,8 @@ typedef struct job {
 
 typedef struct ctx {
     const uq_quant_config *cfg;
+    uq_backend qbackend;     /* where tensors are quantized (ops NULL: the CPU quantizer) */
+    int threads;             /* CPU quantizer threads */
     uq_model_files *files;
     json_t *src_config;      /* parsed config.json of the source, or NULL */
     uq_model_config mcfg;
@@ -194,8 +197,12 @@ static uq_status quantize_tensor(ctx *c, uq_st_writer *w, const job *j)
         }
         int64_t nr = j->rows - r0 < cap ? j->rows - r0 : cap;
         const unsigned char *src = (const unsigned char *)j->src->data + (size_t)r0 * src_row;
-        st = uq_quantize_tensor(&j->qp, j->src->dtype, src, nr, j->cols, packed, scales, biases,
-                                c->cfg->allow_nonfinite, c->cfg->n_threads);
+        if (c->qbackend.ops)
+            st = c->qbackend.ops->quantize(&c->qbackend, &j->qp, j->src->dtype, src, nr, j->cols, packed, scales,
+                                           biases, c->cfg->allow_nonfinite);
+        else
+            st = uq_quantize_tensor(&j->qp, j->src->dtype, src, nr, j->cols, packed, scales, biases,
+                                    c->cfg->allow_nonfinite, c->threads);
         if (st == UQ_ERR_NONFINITE) {
             uq_fail_context(st, "tensor \"%s\" (chunk from row %lld; --allow-nonfinite quantizes anyway)",
                             j->src->name, (long long)r0);
@@ -295,6 +302,33 @@ static uq_status copy_other_files(ctx *c)
 
 /* ------------------------------------------------------------- the job */
 
+/* "" / "auto": a device backend that can quantize when one is available,
+ * else the CPU; "cpu-ref" quantizes on one thread. */
+static uq_status pick_quant_backend(ctx *c)
+{
+    const char *name = c->cfg->backend;
+    c->threads = c->cfg->n_threads;
+    if (strcmp(name, "cpu-ref") == 0) {
+        c->threads = 1;
+        return UQ_OK;
+    }
+    if (strcmp(name, "cpu") == 0) return UQ_OK;
+    int automatic = !name[0] || strcmp(name, "auto") == 0;
+    for (size_t i = 0; i < uq_backend_count(); i++) {
+        const uq_backend_ops *ops = uq_backend_at(i);
+        if (!ops->quantize || (!automatic && strcmp(ops->name, name) != 0)) continue;
+        char why[200] = "";
+        if (ops->available(why, sizeof why)) {
+            c->qbackend.ops = ops;
+            return UQ_OK;
+        }
+        if (!automatic) return uq_fail(UQ_ERR_UNSUPPORTED, "backend \"%s\" is not available: %s", name, why);
+    }
+    if (automatic) return UQ_OK;
+    if (!uq_backend_find(name)) return uq_fail(UQ_ERR_UNSUPPORTED, "unknown backend \"%s\" (auto, cpu, cpu-ref, cuda)", name);
+    return uq_fail(UQ_ERR_UNSUPPORTED, "backend \"%s\" cannot quantize", name);
+}
+
 static uq_status load_source_config(ctx *c, const char *src)
 {
     if (!uq_path_is_dir(src)) return UQ_OK;
@@ -356,6 +390,47 @@ static uq_status publish(ctx *c, const char *dst)
     return UQ_OK;
 }
 
+/* Bits per weight of the quantized weights, and the bytes every output
+ * tensor takes (what the writer will write). */
+static void summarize(ctx *c)
+{
+    uint64_t qbytes = 0, out = 0;
+    for (size_t i = 0; i < c->n_jobs; i++) {
+        const job *j = &c->jobs[i];
+        if (!job_quantized(c, j)) {
+            out += j->src->nbytes;
+            continue;
+        }
+        uint64_t b = uq_quant_packed_bytes(&j->qp, j->rows, j->cols) + uq_quant_scales_bytes(&j->qp, j->rows, j->cols) +
+                     uq_quant_biases_bytes(&j->qp, j->rows, j->cols);
+        qbytes += b;
+        out += b;
+    }
+    c->rep.bits_per_weight = c->rep.params_quantized ? 8.0 * (double)qbytes / (double)c->rep.params_quantized : 0;
+    c->rep.bytes_in = c->bytes_total;
+    c->rep.bytes_out = out;
+}
+
+uq_status uq_quantize_plan(const char *src, const uq_quant_config *cfg, uq_quant_report *report)
+{
+    if (!src || !cfg || !report) return uq_fail(UQ_ERR_ARG, "uq_quantize_plan: NULL argument");
+    memset(report, 0, sizeof *report);
+    uq_status st = uq_quant_config_validate(cfg);
+    if (st != UQ_OK) return st;
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    if ((st = load_source_config(&c, src)) == UQ_OK && (st = uq_files_open(src, &c.files)) == UQ_OK &&
+        (st = plan_jobs(&c)) == UQ_OK)
+        summarize(&c);
+    uq_files_close(c.files);
+    json_decref(c.src_config);
+    free(c.jobs);
+    if (st == UQ_OK) *report = c.rep;
+    else uq_quant_report_free(&c.rep);
+    return st;
+}
+
 uq_status uq_quantize_model(const char *src, const char *dst, const uq_quant_config *cfg, uq_quant_report *report)
 {
     if (report) memset(report, 0, sizeof *report);
@@ -367,6 +442,7 @@ uq_status uq_quantize_model(const char *src, const char *dst, const uq_quant_con
     memset(&c, 0, sizeof c);
     c.cfg = cfg;
     uq_st_writer *w = NULL;
+    if ((st = pick_quant_backend(&c)) != UQ_OK) goto out;
     if ((st = load_source_config(&c, src)) != UQ_OK) goto out;
     if ((st = uq_files_open(src, &c.files)) != UQ_OK) goto out;
     if ((st = plan_jobs(&c)) != UQ_OK) goto out;
@@ -382,22 +458,12 @@ uq_status uq_quantize_model(const char *src, const char *dst, const uq_quant_con
     }
     if (st == UQ_OK) st = uq_st_writer_finish(w);
     if (st != UQ_OK) goto out;
-    c.rep.bytes_in = c.bytes_total;
-    c.rep.bytes_out = uq_st_writer_total_bytes(w);
     c.rep.n_shards = uq_st_writer_shard_count(w);
     if ((st = write_config(&c)) != UQ_OK) goto out;
     if ((st = copy_other_files(&c)) != UQ_OK) goto out;
     if ((st = publish(&c, dst)) != UQ_OK) goto out;
 
-    uint64_t qbits = 0;
-    for (size_t i = 0; i < c.n_jobs; i++) {
-        const job *j = &c.jobs[i];
-        if (!job_quantized(&c, j)) continue;
-        uint64_t words = uq_quant_packed_bytes(&j->qp, j->rows, j->cols);
-        qbits += 8 * (words + uq_quant_scales_bytes(&j->qp, j->rows, j->cols) +
-                      uq_quant_biases_bytes(&j->qp, j->rows, j->cols));
-    }
-    c.rep.bits_per_weight = c.rep.params_quantized ? (double)qbits / (double)c.rep.params_quantized : 0;
+    summarize(&c);
     c.rep.seconds = now_seconds() - t0;
 out:
     uq_st_writer_free(w); /* removes its temporary files unless finished */
