@@ -143,6 +143,7 @@ int cmd_run(int argc, char **argv)
     size_t tail_len;
     if (st == UQ_OK && uq_tokstream_finish(ts, &tail, &tail_len) == UQ_OK) fwrite(tail, 1, tail_len, stdout);
     fputc('\n', stdout);
+    fflush(stdout);
     free(gen);
     if (st != UQ_OK) rc = cli_fail("run", st);
     else if (verbose) {

@@ -69,23 +69,61 @@ static uq_status bind_layers(uq_context *c)
     return st;
 }
 
+/* Bytes the model's tensors and KV caches take (a device keeps caches in 16 bits). */
+static uint64_t device_need(const uq_context *c)
+{
+    const uq_model_files *f = uq_model_get_files(c->model);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < uq_files_count(f); i++) bytes += uq_files_tensor(f, i)->nbytes;
+    bytes += 2ull * 2 * (uint64_t)c->n_seq * (uint64_t)c->n_layers * (uint64_t)c->n_ctx * (uint64_t)c->kv_dim;
+    return bytes;
+}
+
+/* "auto": a device backend when one is available and the model fits in its
+ * free memory (with 10% to spare), else the fastest CPU kernels. */
+static const uq_backend_ops *choose_auto(const uq_context *c, char *why, size_t cap)
+{
+    char reasons[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < uq_backend_count(); i++) {
+        const uq_backend_ops *ops = uq_backend_at(i);
+        if (!ops->forward) continue;
+        char r[200] = "";
+        if (!ops->available(r, sizeof r)) {
+            used += (size_t)snprintf(reasons + used, used < sizeof reasons ? sizeof reasons - used : 0, "%s: %s; ",
+                                     ops->name, r);
+            continue;
+        }
+        uint64_t total = 0, free_bytes = 0, need = device_need(c);
+        uq_backend probe = {.ops = ops};
+        if (ops->memory && ops->memory(&probe, &total, &free_bytes) == UQ_OK && need < free_bytes / 10 * 9) {
+            snprintf(why, cap, "%s: %.2f GB free on the device, the model needs %.2f GB", ops->name,
+                     (double)free_bytes / 1e9, (double)need / 1e9);
+            return ops;
+        }
+        used += (size_t)snprintf(reasons + used, used < sizeof reasons ? sizeof reasons - used : 0,
+                                 "%s: the model (%.2f GB) does not fit in %.2f GB free; ", ops->name,
+                                 (double)need / 1e9, (double)free_bytes / 1e9);
+    }
+    const uq_backend_ops *cpu = uq_backend_find("cpu");
+    if (!cpu) cpu = &uq_backend_cpu_ref;
+    snprintf(why, cap, "%s%s (%s)", reasons, cpu->name, cpu->description);
+    return cpu;
+}
+
 static uq_status pick_backend(uq_context *c, const char *name, int verbose)
 {
     const uq_backend_ops *ops = NULL;
-    char why[256] = "";
+    char why[768] = "";
     if (!name || !*name || strcmp(name, "auto") == 0) {
-        ops = &uq_backend_cpu_ref;
-        snprintf(why, sizeof why, "the portable C backend is the only one built");
-    } else if (strcmp(name, "cpu") == 0 || strcmp(name, "cpu-ref") == 0) {
-        ops = &uq_backend_cpu_ref;
-        snprintf(why, sizeof why, "asked for %s", name);
+        ops = choose_auto(c, why, sizeof why);
     } else {
         ops = uq_backend_find(name);
         if (!ops) return uq_fail(UQ_ERR_UNSUPPORTED, "unknown backend \"%s\" (auto, cpu, cpu-ref, cuda)", name);
         char reason[200] = "";
         if (!ops->available(reason, sizeof reason))
             return uq_fail(UQ_ERR_UNSUPPORTED, "backend \"%s\" is not available: %s", name, reason);
-        snprintf(why, sizeof why, "asked for %s", name);
+        snprintf(why, sizeof why, "asked for; %s", ops->description);
     }
     if (verbose) fprintf(stderr, "backend: %s (%s)\n", ops->name, why);
     c->backend.ops = ops;
