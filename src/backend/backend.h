@@ -9,6 +9,7 @@
 
 typedef struct uq_backend uq_backend;
 struct uq_context;
+struct uq_qparams;
 
 typedef struct uq_backend_caps {
     unsigned affine_bits;    /* bit i set: affine i-bit weights supported */
