@@ -367,6 +367,88 @@ UQ_API const uq_weight *uq_model_find_weight(const uq_model *m, const char *name
 /* Dequantizes (or converts) a weight to f32: out holds rows * cols floats. */
 UQ_API uq_status uq_dequantize_tensor(const uq_model *m, const char *name, float *out, size_t n);
 
+/* ------------------------------------------------------------ tokenizer */
+
+/* Hugging Face tokenizer.json tokenizers (BPE models: SentencePiece style with
+ * byte fallback, and byte-level BPE as in GPT-2 / Llama 3 / Qwen).
+ *
+ * A loaded tokenizer is immutable: it may be shared by threads, each encoding
+ * or decoding with its own buffers and stream states.
+ *
+ * Encoding follows the tokenizers library: added tokens are split out of the
+ * raw text first, the rest goes through the normalizer, the pre-tokenizer and
+ * the BPE model; add_special applies the post-processor template (BOS...).
+ * Decoding runs the decoder chain (ByteLevel, Replace, ByteFallback, Fuse,
+ * Strip, Metaspace) as a stream, so decoding id by id and decoding a whole
+ * sequence give the same bytes, and every piece a stream returns is complete
+ * UTF-8. */
+typedef struct uq_tokenizer uq_tokenizer;
+
+/* Loads a tokenizer.json file, or a model folder holding one. The
+ * tokenizer_config.json beside it is read when present: bos_token /
+ * eos_token name the BOS / EOS ids, and add_bos_token / add_eos_token, when
+ * given, decide what add_special adds (as transformers' Llama tokenizers do). */
+UQ_API uq_status uq_tokenizer_load(const char *path, uq_tokenizer **out);
+
+/* Parses a tokenizer.json document from memory (not NUL-terminated; json is
+ * copied). label names the source in error messages (NULL: "tokenizer.json"). */
+UQ_API uq_status uq_tokenizer_parse(const char *json, size_t len, const char *label,
+                             uq_tokenizer **out);
+
+/* Applies a tokenizer_config.json document (the same rules as load). */
+UQ_API uq_status uq_tokenizer_apply_config(uq_tokenizer *t, const char *json, size_t len,
+                                    const char *label);
+
+UQ_API void uq_tokenizer_free(uq_tokenizer *t);
+
+/* Encodes len bytes of UTF-8 text (UQ_ERR_ARG if not valid UTF-8). Added and
+ * special tokens written in the text ("<|endoftext|>") encode to their ids.
+ * add_special applies the post-processor (e.g. the BOS of Llama models).
+ * *ids is malloc'd (free() it; may be NULL when *n_ids is 0). */
+UQ_API uq_status uq_tokenizer_encode(const uq_tokenizer *t, const char *text, size_t len,
+                              int add_special, int32_t **ids, size_t *n_ids);
+
+/* Decodes a whole sequence into malloc'd, NUL-terminated UTF-8 text.
+ * skip_special drops special tokens (BOS, EOS...). Ids with no token are
+ * skipped, as the tokenizers library does. */
+UQ_API uq_status uq_tokenizer_decode(const uq_tokenizer *t, const int32_t *ids, size_t n,
+                              int skip_special, char **text, size_t *len);
+
+/* One more than the largest id (model vocabulary and added tokens). */
+UQ_API int32_t uq_tokenizer_vocab_size(const uq_tokenizer *t);
+/* BOS / EOS ids, or -1 when the tokenizer names none. */
+UQ_API int32_t uq_tokenizer_bos_id(const uq_tokenizer *t);
+UQ_API int32_t uq_tokenizer_eos_id(const uq_tokenizer *t);
+/* Whether encoding with add_special puts the BOS id first. */
+UQ_API int uq_tokenizer_adds_bos(const uq_tokenizer *t);
+/* The token string of an id (not NUL-safe: *len gives its length; len may be
+ * NULL), or NULL for an id with no token. */
+UQ_API const char *uq_tokenizer_token(const uq_tokenizer *t, int32_t id, size_t *len);
+/* The id of a token string (added tokens first), or -1. */
+UQ_API int32_t uq_tokenizer_token_id(const uq_tokenizer *t, const char *s, size_t len);
+/* Whether id is a special added token (what skip_special drops). */
+UQ_API int uq_tokenizer_is_special(const uq_tokenizer *t, int32_t id);
+
+/* ----------------------------------------------------- streamed decoding */
+
+/* A decoder state taking one id at a time. Each call returns the bytes that
+ * became final: a UTF-8 sequence split across tokens, or a run of byte
+ * fallback tokens, is held back until complete, so the pieces are always
+ * whole UTF-8 characters, and their concatenation followed by what
+ * uq_tokstream_finish returns equals uq_tokenizer_decode of the same ids. */
+typedef struct uq_tokstream uq_tokstream;
+
+UQ_API uq_status uq_tokstream_new(const uq_tokenizer *t, int skip_special, uq_tokstream **out);
+UQ_API void uq_tokstream_free(uq_tokstream *s);
+/* Forgets everything pushed so far (a new sequence). */
+UQ_API void uq_tokstream_reset(uq_tokstream *s);
+/* Pushes one id; *text / *len receive the newly final bytes (possibly none),
+ * valid until the next call on s. */
+UQ_API uq_status uq_tokstream_push(uq_tokstream *s, int32_t id, const char **text, size_t *len);
+/* Ends the sequence: returns what was held back (an incomplete UTF-8 tail
+ * becomes U+FFFD) and resets the state. */
+UQ_API uq_status uq_tokstream_finish(uq_tokstream *s, const char **text, size_t *len);
+
 /* ------------------------------------------------------------- running */
 
 /* Inference state over a model: the backend, worker threads and the KV caches

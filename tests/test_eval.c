@@ -4,10 +4,11 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/tokenizer.h"
+#include "uquant.h"
 
 typedef struct loaded {
     uq_model *m;

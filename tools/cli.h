@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "tokenizer/tokenizer.h"
+#include "uquant.h"
 #include "uquant.h"
 
 /* Exit codes of every command. */
