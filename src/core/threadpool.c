@@ -1,21 +1,38 @@
+/* Persistent thread pool. A decode step runs dozens of small parallel
+ * operations, so handing out work must cost far less than a condition
+ * variable's wake-up: idle workers spin on a generation counter for a while
+ * (about a millisecond) before they sleep, and the caller works too. */
 #include "core/threadpool.h"
 
 #include "core/error.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+enum { SPIN_LIMIT = 1 << 14 };
+
 struct uq_pool {
-    int n;                  /* threads including the caller */
+    int n;                       /* threads including the caller */
     pthread_t *workers;
-    pthread_mutex_t lock;
-    pthread_cond_t wake, done;
-    uint64_t generation;    /* bumped per run */
-    int stop;
-    int active;             /* workers still busy in this run */
-    uq_task_fn fn;
+    pthread_mutex_t lock;        /* guards sleepers and the sleeping */
+    pthread_cond_t wake;
+    int sleepers;
+    atomic_uint_fast64_t generation; /* bumped per run (release) */
+    atomic_int active;           /* workers still busy in this run */
+    atomic_int stop;
+    uq_task_fn fn;               /* written before generation is bumped */
     void *arg;
     int64_t n_tasks;
     atomic_llong next;
@@ -30,7 +47,7 @@ int uq_cpu_count(void)
 static void drain(uq_pool *p, int thread)
 {
     for (;;) {
-        int64_t i = atomic_fetch_add(&p->next, 1);
+        int64_t i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
         if (i >= p->n_tasks) break;
         p->fn(p->arg, i, thread);
     }
@@ -41,6 +58,28 @@ typedef struct worker_arg {
     int index;
 } worker_arg;
 
+/* Waits until the generation moves past `seen` (or stop); returns the new one. */
+static uint64_t wait_for_work(uq_pool *p, uint64_t seen)
+{
+    int spins = 0;
+    for (;;) {
+        uint64_t g = atomic_load_explicit(&p->generation, memory_order_acquire);
+        if (g != seen || atomic_load_explicit(&p->stop, memory_order_acquire)) return g;
+        if (++spins < SPIN_LIMIT) {
+            cpu_relax();
+            continue;
+        }
+        pthread_mutex_lock(&p->lock);
+        p->sleepers++;
+        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
+               !atomic_load_explicit(&p->stop, memory_order_acquire))
+            pthread_cond_wait(&p->wake, &p->lock);
+        p->sleepers--;
+        pthread_mutex_unlock(&p->lock);
+        spins = 0;
+    }
+}
+
 static void *worker_main(void *v)
 {
     worker_arg *wa = v;
@@ -48,17 +87,12 @@ static void *worker_main(void *v)
     int index = wa->index;
     free(wa);
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->wake, &p->lock);
-        if (p->stop) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->lock);
+        seen = wait_for_work(p, seen);
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
         drain(p, index);
-        pthread_mutex_lock(&p->lock);
-        if (--p->active == 0) pthread_cond_signal(&p->done);
+        atomic_fetch_sub_explicit(&p->active, 1, memory_order_release);
     }
-    pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
@@ -71,7 +105,9 @@ uq_status uq_pool_create(int n_threads, uq_pool **out)
     p->n = n_threads;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->active, 0);
+    atomic_init(&p->stop, 0);
     atomic_init(&p->next, 0);
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
     if (!p->workers) {
@@ -94,14 +130,13 @@ uq_status uq_pool_create(int n_threads, uq_pool **out)
 void uq_pool_free(uq_pool *p)
 {
     if (!p) return;
+    atomic_store_explicit(&p->stop, 1, memory_order_release);
     pthread_mutex_lock(&p->lock);
-    p->stop = 1;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     for (int i = 1; i < p->n; i++) pthread_join(p->workers[i], NULL);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
     free(p->workers);
     free(p);
 }
@@ -115,17 +150,19 @@ void uq_pool_run(uq_pool *p, int64_t n_tasks, uq_task_fn fn, void *arg)
         for (int64_t i = 0; i < n_tasks; i++) fn(arg, i, 0);
         return;
     }
-    pthread_mutex_lock(&p->lock);
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
-    atomic_store(&p->next, 0);
-    p->active = p->n - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->wake);
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->active, p->n - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    pthread_mutex_lock(&p->lock);
+    if (p->sleepers) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     drain(p, 0);
-    pthread_mutex_lock(&p->lock);
-    while (p->active > 0) pthread_cond_wait(&p->done, &p->lock);
-    pthread_mutex_unlock(&p->lock);
+    int spins = 0;
+    while (atomic_load_explicit(&p->active, memory_order_acquire) > 0) {
+        if (++spins < SPIN_LIMIT) cpu_relax();
+        else sched_yield();
+    }
 }
