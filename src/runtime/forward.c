@@ -52,19 +52,11 @@ static void attn_task(void *arg, int64_t task, int thread)
     int64_t hd = c->head_dim, kvh = h / (c->n_heads / c->n_kv), npos = j->pos0 + t + 1;
     const float *q = c->q + t * c->q_dim + h * hd;
     float *scores = c->att_scratch + (int64_t)thread * c->n_ctx;
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (int64_t p = 0; p < npos; p++) {
-        const float *k = cache_at(c, c->k_cache, j->seq, j->layer, p) + kvh * hd;
-        scores[p] = uq_dot_f32(q, k, hd) * scale;
-    }
-    uq_softmax(scores, npos);
-    float *out = c->att_out + t * c->q_dim + h * hd;
-    memset(out, 0, (size_t)hd * sizeof *out);
-    for (int64_t p = 0; p < npos; p++) {
-        const float *v = cache_at(c, c->v_cache, j->seq, j->layer, p) + kvh * hd;
-        float a = scores[p];
-        for (int64_t i = 0; i < hd; i++) out[i] += a * v[i];
-    }
+    const float *k = cache_at(c, c->k_cache, j->seq, j->layer, 0) + kvh * hd;
+    const float *v = cache_at(c, c->v_cache, j->seq, j->layer, 0) + kvh * hd;
+    uq_attn_scores(q, k, c->kv_dim, npos, hd, 1.0f / sqrtf((float)hd), scores);
+    uq_softmax_f32(scores, npos);
+    uq_attn_mix(scores, v, c->kv_dim, npos, hd, c->att_out + t * c->q_dim + h * hd);
 }
 
 static void layer_forward(uq_context *c, int seq, int64_t l, int64_t pos0, int64_t n)
