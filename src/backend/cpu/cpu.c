@@ -32,6 +32,7 @@
 #include "backend/cpu/cpu_kernels.h"
 
 #include "core/error.h"
+#include "core/vec.h"
 #include "model/model_internal.h"
 #include "quant/quant.h"
 
@@ -249,18 +250,6 @@ static void qgemm_generic(const uq_cpu_qweight *w, int64_t r0, int64_t nr, const
     }
 }
 
-/* Dot product with 8 partial sums (a fixed order that compilers vectorize). */
-static float dot8(const float *a, const float *b, int64_t n)
-{
-    float s[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
-    float t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-    for (; i < n; i++) t += a[i] * b[i];
-    return t;
-}
-
 static void fgemm_generic(const void *w, uq_dtype dt, int64_t cols, int64_t nr, const float *x, int64_t nt, float *y,
                           int64_t ldy, float *scratch)
 {
@@ -272,7 +261,7 @@ static void fgemm_generic(const void *w, uq_dtype dt, int64_t cols, int64_t nr, 
             row = src;
         else
             uq_to_f32(dt, src, scratch, (size_t)cols);
-        for (int64_t t = 0; t < nt; t++) y[t * ldy + i] = dot8(row, x + t * cols, cols);
+        for (int64_t t = 0; t < nt; t++) y[t * ldy + i] = uq_dot_f32(row, x + t * cols, cols);
     }
 }
 
