@@ -3,6 +3,8 @@
  * sequences, and the quantized paths. */
 #include "testutil.h"
 
+#include "runtime/runtime.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -238,12 +240,107 @@ static void test_not_runnable(void **state)
     uq_model_close(m);
 }
 
+/* llama3 rope scaling: inverse frequencies against the formula written out
+ * independently (transformers' _compute_llama3_parameters). */
+static void test_rope_llama3(void **state)
+{
+    (void)state;
+    uq_model_config c;
+    const char *j = "{\"model_type\": \"llama\", \"hidden_size\": 256, \"num_attention_heads\": 2,"
+                    " \"num_hidden_layers\": 1, \"intermediate_size\": 64, \"vocab_size\": 10,"
+                    " \"rope_theta\": 500000.0, \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0,"
+                    " \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}}";
+    assert_int_equal(uq_config_parse(j, strlen(j), "c", &c), UQ_OK);
+    const int64_t half = c.head_dim / 2, n_ctx = 3;
+    float cs[3 * 64], sn[3 * 64];
+    uq_rope_tables(&c, n_ctx, cs, sn);
+    int saw_low = 0, saw_mid = 0, saw_high = 0;
+    for (int64_t i = 0; i < half; i++) {
+        double f = 1.0 / pow(500000.0, (double)(2 * i) / (double)c.head_dim);
+        double wl = 2 * M_PI / f, want;
+        if (wl < 8192.0 / 4.0) want = f, saw_high = 1;
+        else if (wl > 8192.0 / 1.0) want = f / 8.0, saw_low = 1;
+        else {
+            double sm = (8192.0 / wl - 1.0) / (4.0 - 1.0);
+            want = (1 - sm) * f / 8.0 + sm * f;
+            saw_mid = 1;
+        }
+        /* position 1: the angle is the frequency itself */
+        double got = atan2((double)sn[half + i], (double)cs[half + i]);
+        assert_true(fabs(got - want) <= 1e-6 * fabs(want) + 1e-9);
+        assert_true(cs[i] == 1.0f && sn[i] == 0.0f); /* position 0 */
+    }
+    assert_true(saw_low && saw_mid && saw_high);
+}
+
+/* Biases on q/k/v/o (qwen2-style): zero biases change nothing, a bias on
+ * o_proj changes the logits. */
+static void test_biases(void **state)
+{
+    (void)state;
+    char scratch[1024], src[1024];
+    stories(src, sizeof src);
+    tu_scratch_dir("forward-bias", scratch, sizeof scratch);
+    uq_model *m;
+    assert_int_equal(uq_model_open(src, &m), UQ_OK);
+    const uq_model_files *f = uq_model_get_files(m);
+    uq_st_writer *w;
+    assert_int_equal(uq_st_writer_create(&w), UQ_OK);
+    for (size_t i = 0; i < uq_files_count(f); i++) {
+        const uq_tensor *t = uq_files_tensor(f, i);
+        assert_int_equal(uq_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape), UQ_OK);
+    }
+    static const char *const proj[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    for (int l = 0; l < 5; l++)
+        for (int k = 0; k < 4; k++) {
+            char n[128];
+            snprintf(n, sizeof n, "model.layers.%d.self_attn.%s.bias", l, proj[k]);
+            int64_t len = k == 1 || k == 2 ? 32 : 64;
+            assert_int_equal(uq_st_writer_add(w, n, UQ_F32, 1, &len), UQ_OK);
+        }
+    assert_int_equal(uq_st_writer_begin(w, scratch, "model", 0), UQ_OK);
+    for (size_t i = 0; i < uq_files_count(f); i++) {
+        const uq_tensor *t = uq_files_tensor(f, i);
+        assert_int_equal(uq_st_writer_put(w, t->name, 0, t->data, t->nbytes), UQ_OK);
+    }
+    float zeros[64] = {0}, ones[64];
+    for (int i = 0; i < 64; i++) ones[i] = 0.5f;
+    for (int l = 0; l < 5; l++)
+        for (int k = 0; k < 4; k++) {
+            char n[128];
+            snprintf(n, sizeof n, "model.layers.%d.self_attn.%s.bias", l, proj[k]);
+            const float *v = (l == 2 && k == 3) ? ones : zeros;
+            assert_int_equal(uq_st_writer_put(w, n, 0, v, (k == 1 || k == 2 ? 32 : 64) * sizeof(float)), UQ_OK);
+        }
+    assert_int_equal(uq_st_writer_finish(w), UQ_OK);
+    uq_st_writer_free(w);
+    assert_int_equal(tu_system("cp '%s/config.json' '%s/'", src, scratch), 0);
+    uq_model *b;
+    assert_int_equal(uq_model_open(scratch, &b), UQ_OK);
+    uq_context_params cp;
+    uq_context_params_init(&cp);
+    cp.backend = "cpu-ref";
+    uq_context *c1, *c2;
+    assert_int_equal(uq_context_create(m, &cp, &c1), UQ_OK);
+    assert_int_equal(uq_context_create(b, &cp, &c2), UQ_OK);
+    int32_t ids[4] = {1, 403, 407, 261};
+    float l1[4 * 512], l2[4 * 512];
+    assert_int_equal(uq_forward(c1, ids, 4, l1), UQ_OK);
+    assert_int_equal(uq_forward(c2, ids, 4, l2), UQ_OK);
+    assert_true(max_abs_diff(l1, l2, 4 * 512) > 1e-3); /* the o_proj bias of layer 2 acts */
+    uq_context_free(c1);
+    uq_context_free(c2);
+    uq_model_close(b);
+    uq_model_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories_logits),  cmocka_unit_test(test_bench28m_logits),
         cmocka_unit_test(test_greedy),          cmocka_unit_test(test_sequences),
         cmocka_unit_test(test_quantized_forward), cmocka_unit_test(test_not_runnable),
+        cmocka_unit_test(test_rope_llama3),     cmocka_unit_test(test_biases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
