@@ -78,3 +78,13 @@ UQ_CLONES void uq_softmax_f32(float *x, int64_t n)
     float inv = 1.0f / sum;
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
+
+UQ_CLONES void uq_swiglu_f32(float *g, const float *u, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        /* silu(x) = x / (1 + e^-x), written with e^-|x| so the exponent is never positive */
+        float x = g[i], e = uq_exp_neg(-fabsf(x));
+        float s = x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        g[i] = x * s * u[i];
+    }
+}

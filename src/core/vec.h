@@ -15,6 +15,8 @@ void uq_attn_scores(const float *q, const float *k, int64_t stride, int64_t npos
 void uq_attn_mix(const float *w, const float *v, int64_t stride, int64_t npos, int64_t d, float *out);
 /* x = softmax(x) in place (max-subtracted, sum in double). */
 void uq_softmax_f32(float *x, int64_t n);
+/* g[i] = silu(g[i]) * u[i] (SwiGLU), with the vectorizable exponential. */
+void uq_swiglu_f32(float *g, const float *u, int64_t n);
 /* exp(x) for x <= 0 within 2 ulp: a polynomial the compiler vectorizes. */
 float uq_exp_neg(float x);
 

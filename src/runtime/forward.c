@@ -85,7 +85,7 @@ static void layer_forward(uq_context *c, int seq, int64_t l, int64_t pos0, int64
     for (int64_t t = 0; t < n; t++) uq_rmsnorm(c->xb + t * d, c->x + t * d, L->ffn_norm, d, eps);
     matmul(c, L->wgate, c->xb, n, c->hb, NULL);
     matmul(c, L->wup, c->xb, n, c->hb2, NULL);
-    uq_swiglu(c->hb, c->hb2, n * c->hidden_ff);
+    uq_swiglu_f32(c->hb, c->hb2, n * c->hidden_ff);
     matmul(c, L->wdown, c->hb, n, c->xb2, NULL);
     for (int64_t i = 0; i < n * d; i++) c->x[i] += c->xb2[i];
 }

@@ -68,8 +68,3 @@ void uq_softmax(float *x, int64_t n)
     float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
-
-void uq_swiglu(float *g, const float *u, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
