@@ -10,7 +10,7 @@ failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 # expect_rc WANT CMD...: runs CMD, checks its exit status, keeps output in $OUT_TEXT
 expect_rc() {
-    want=$1; shift
+    local want=$1; shift
     OUT_TEXT=$("$@" 2>&1); rc=$?
     [ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want; output: $(printf '%s' "$OUT_TEXT" | head -5)"
 }
