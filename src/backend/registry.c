@@ -1,9 +1,13 @@
 #include "backend/backend.h"
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cuda/cuda.h"
 
 #include <string.h>
 
 static const uq_backend_ops *const registry[] = {
+    &uq_backend_cpu,
     &uq_backend_cpu_ref,
+    &uq_backend_cuda,
 };
 
 size_t uq_backend_count(void) { return sizeof registry / sizeof *registry; }

@@ -69,13 +69,13 @@ static uq_status bind_layers(uq_context *c)
     return st;
 }
 
-/* Bytes the model's tensors and KV caches take (a device keeps caches in 16 bits). */
+/* Bytes the model's tensors and its f32 KV caches take on a device. */
 static uint64_t device_need(const uq_context *c)
 {
     const uq_model_files *f = uq_model_get_files(c->model);
     uint64_t bytes = 0;
     for (size_t i = 0; i < uq_files_count(f); i++) bytes += uq_files_tensor(f, i)->nbytes;
-    bytes += 2ull * 2 * (uint64_t)c->n_seq * (uint64_t)c->n_layers * (uint64_t)c->n_ctx * (uint64_t)c->kv_dim;
+    bytes += 2ull * 4 * (uint64_t)c->n_seq * (uint64_t)c->n_layers * (uint64_t)c->n_ctx * (uint64_t)c->kv_dim;
     return bytes;
 }
 

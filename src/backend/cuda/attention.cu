@@ -1,0 +1,323 @@
+/* Rotary embeddings, the KV cache and causal attention (GQA), in fp32.
+ *
+ * rope_store rotates q in place and writes rotated k and v into the cache at
+ * the step's positions; the attention kernels then read the cache only.
+ * Decode (and any head size): the positions of a (head, token) split over
+ * up to 32 blocks, online softmax in each, the last block to finish
+ * combining the partial results. Prefill with head sizes 64 and 128: a
+ * flash-attention kernel, 64 queries x 32 keys per tile through shared
+ * memory. The first position and the sequence come from device memory
+ * (dyn), so a captured graph serves every decode step. */
+#include "common.cuh"
+
+/* The rotate-half pairs (i, i + d/2) with the context's cos / sin tables,
+ * rounded as src/runtime/ops.c rounds them. */
+__global__ void rope_store_kernel(attn_args a)
+{
+    pdl_trigger();
+    pdl_wait();
+    const int t = blockIdx.x;
+    const int64_t pos = a.dyn[0] + t, seq = a.dyn[1];
+    const int hd = a.head_dim, half = hd / 2;
+    const float *cs = a.rope_cos + pos * half, *sn = a.rope_sin + pos * half;
+    float *q = a.qkv + (int64_t)t * a.ldq, *k = q + a.q_dim, *v = k + a.kv_dim;
+    float *kc = a.kc + seq * a.seq_stride + pos * a.kv_dim, *vc = a.vc + seq * a.seq_stride + pos * a.kv_dim;
+    for (int idx = threadIdx.x; idx < a.n_heads * half; idx += blockDim.x) {
+        int h = idx / half, i = idx % half;
+        float *x = q + h * hd;
+        float x0 = x[i], x1 = x[i + half];
+        x[i] = __fsub_rn(__fmul_rn(x0, cs[i]), __fmul_rn(x1, sn[i]));
+        x[i + half] = __fadd_rn(__fmul_rn(x1, cs[i]), __fmul_rn(x0, sn[i]));
+    }
+    for (int idx = threadIdx.x; idx < a.n_kv * half; idx += blockDim.x) {
+        int h = idx / half, i = idx % half;
+        const float *x = k + h * hd;
+        float x0 = x[i], x1 = x[i + half];
+        kc[h * hd + i] = __fsub_rn(__fmul_rn(x0, cs[i]), __fmul_rn(x1, sn[i]));
+        kc[h * hd + i + half] = __fadd_rn(__fmul_rn(x1, cs[i]), __fmul_rn(x0, sn[i]));
+    }
+    for (int64_t i = threadIdx.x; i < a.kv_dim; i += blockDim.x) vc[i] = v[i];
+}
+
+cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st)
+{
+    void *args[] = {(void *)a};
+    return launch_kernel((const void *)rope_store_kernel, dim3(a->n), dim3(256), 0, st, args);
+}
+
+/* ---------------------------------------------------------------- decode */
+
+#define DEC_T 64          /* threads per block: two warps */
+#define DEC_MAXD 256
+#define DEC_SPLITS 32     /* at most this many blocks per (head, token) */
+
+/* Block (head h, split sp, token t) attends from the token at position
+ * dyn[0] + t to positions [sp * L, (sp + 1) * L) of [0, dyn[0] + t]: scores
+ * by warps (a position at a time, lanes splitting the head's dimensions), an
+ * online softmax over passes of 64 positions,
+ * and writes its partial (max, sum, unnormalized output) to scratch. The last
+ * block of a (head, token) to finish combines the partials. */
+__global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
+{
+    __shared__ float qs[DEC_MAXD];
+    __shared__ float ps[DEC_T];
+    __shared__ float red[2];
+    __shared__ int last;
+    pdl_trigger();
+    pdl_wait();
+    const int h = blockIdx.x, sp = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
+    const int hd = a.head_dim, kvh = h / (a.n_heads / a.n_kv);
+    const int64_t npos = a.dyn[0] + t + 1, seq = a.dyn[1];
+    const int64_t L = a.split_len;
+    const int nsplit = (int)((npos + L - 1) / L);
+    if (sp >= nsplit) return;
+    const int64_t p_begin = sp * L, p_end = p_begin + L < npos ? p_begin + L : npos;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *q = a.qkv + (int64_t)t * a.ldq + h * hd;
+    for (int i = tid; i < hd; i += DEC_T) qs[i] = q[i];
+    const float *kc = a.kc + seq * a.seq_stride + kvh * hd, *vc = a.vc + seq * a.seq_stride + kvh * hd;
+    float m = -INFINITY, l = 0.0f, o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    __syncthreads();
+    for (int64_t p0 = p_begin; p0 < p_end; p0 += DEC_T) {
+        const int64_t p = p0 + tid;
+        float sc = -INFINITY;
+        /* scores: each warp takes its 32 positions one after the other, the
+         * lanes splitting the head's dimensions (coalesced reads of a key) */
+        const int lane = tid & 31;
+        const int64_t pw = p0 + (tid & ~31);
+#pragma unroll 4
+        for (int i = 0; i < 32; i++) {
+            const int64_t pi = pw + i;
+            float part = 0.0f;
+            if (pi < p_end) {
+                const float *kr = kc + pi * a.kv_dim;
+                for (int d = lane; d < hd; d += 32) part = fmaf(qs[d], kr[d], part);
+            }
+            part = warp_sum(part);
+            if (lane == i && pi < p_end) sc = part * scale;
+        }
+        float mx = warp_max(sc);
+        if ((tid & 31) == 0) red[tid >> 5] = mx;
+        __syncthreads();
+        mx = fmaxf(red[0], red[1]);
+        const float mn = fmaxf(m, mx);
+        const float corr = expf(m - mn); /* 0 on the first pass */
+        const float e = p < p_end ? expf(sc - mn) : 0.0f;
+        ps[tid] = e;
+        float se = warp_sum(e);
+        __syncthreads();
+        if ((tid & 31) == 0) red[tid >> 5] = se;
+        __syncthreads();
+        l = l * corr + (red[0] + red[1]);
+        m = mn;
+        const int cnt = (int)(p_end - p0 < DEC_T ? p_end - p0 : DEC_T);
+#pragma unroll
+        for (int k = 0; k < 4; k++) o[k] *= corr;
+        for (int i = 0; i < cnt; i++) {
+            const float *vr = vc + (p0 + i) * a.kv_dim;
+            const float w = ps[i];
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+                if (tid + k * DEC_T < hd) o[k] = fmaf(w, vr[tid + k * DEC_T], o[k]);
+        }
+        __syncthreads();
+    }
+    float *out = a.out + (int64_t)t * a.q_dim + h * hd;
+    if (nsplit == 1) {
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            if (tid + k * DEC_T < hd) out[tid + k * DEC_T] = o[k] / l;
+        return;
+    }
+    /* partial results, then the last block of this (head, token) combines */
+    const int slot = (t * a.n_heads + h);
+    float *part = a.scratch + ((int64_t)slot * DEC_SPLITS + sp) * (DEC_MAXD + 2);
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        if (tid + k * DEC_T < hd) part[2 + tid + k * DEC_T] = o[k];
+    if (tid == 0) {
+        part[0] = m;
+        part[1] = l;
+    }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) last = atomicAdd(&a.counters[slot], 1) == nsplit - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const float *base = a.scratch + (int64_t)slot * DEC_SPLITS * (DEC_MAXD + 2);
+    float gm = -INFINITY;
+    for (int s2 = 0; s2 < nsplit; s2++) gm = fmaxf(gm, ((volatile const float *)base)[s2 * (DEC_MAXD + 2)]);
+    float gl = 0.0f, go[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int s2 = 0; s2 < nsplit; s2++) {
+        volatile const float *pp = base + s2 * (DEC_MAXD + 2);
+        const float w = expf(pp[0] - gm);
+        gl += pp[1] * w;
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            if (tid + k * DEC_T < hd) go[k] += pp[2 + tid + k * DEC_T] * w;
+    }
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        if (tid + k * DEC_T < hd) out[tid + k * DEC_T] = go[k] / gl;
+    if (tid == 0) a.counters[slot] = 0;
+}
+
+/* --------------------------------------------------------------- prefill */
+
+#define FA_BQ 64
+#define FA_BK 32
+#define FA_T 256
+
+/* 16 x 16 threads: ty owns queries ty + 16 i (i < 4), tx owns keys tx + 16 j
+ * (j < 2) of a key tile and output columns 4 tx + 64 c (c < D / 64). */
+__device__ __forceinline__ void attn_flash_body(const attn_args *a, const int D)
+{
+    extern __shared__ __align__(16) float fsm[];
+    pdl_trigger();
+    pdl_wait();
+    const int QS = D + 4, KS = D + 4, PS = FA_BK + 4;
+    float *Qs = fsm, *Ks = Qs + FA_BQ * QS, *Vs = Ks + FA_BK * KS, *Ps = Vs + FA_BK * D;
+    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
+    const int h = blockIdx.y, q0 = blockIdx.x * FA_BQ;
+    const int kvh = h / (a->n_heads / a->n_kv);
+    const int64_t pos0 = a->dyn[0], seq = a->dyn[1];
+    const float scale = 1.0f / sqrtf((float)D);
+    const int nq = a->n - q0 < FA_BQ ? a->n - q0 : FA_BQ;
+    const float *kc = a->kc + seq * a->seq_stride + kvh * D, *vc = a->vc + seq * a->seq_stride + kvh * D;
+
+    for (int idx = tid; idx < FA_BQ * (D / 4); idx += FA_T) {
+        int r = idx / (D / 4), c = idx % (D / 4);
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (r < nq) v = *(const float4 *)(a->qkv + (int64_t)(q0 + r) * a->ldq + h * D + c * 4);
+        *(float4 *)(Qs + r * QS + c * 4) = v;
+    }
+    float m[4], l[4], o[4][8];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < 8; c++) o[i][c] = 0.0f;
+    }
+    const int64_t kend = pos0 + q0 + nq; /* keys [0, kend) */
+    for (int64_t kb = 0; kb < kend; kb += FA_BK) {
+        __syncthreads();
+        for (int idx = tid; idx < FA_BK * (D / 4); idx += FA_T) {
+            int r = idx / (D / 4), c = idx % (D / 4);
+            float4 kv = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vv = kv;
+            if (kb + r < kend) {
+                kv = *(const float4 *)(kc + (kb + r) * a->kv_dim + c * 4);
+                vv = *(const float4 *)(vc + (kb + r) * a->kv_dim + c * 4);
+            }
+            *(float4 *)(Ks + r * KS + c * 4) = kv;
+            *(float4 *)(Vs + r * D + c * 4) = vv;
+        }
+        __syncthreads();
+        float s[4][2];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 2; j++) s[i][j] = 0.0f;
+        for (int d = 0; d < D; d += 4) {
+            float4 qv[4], kv[2];
+#pragma unroll
+            for (int i = 0; i < 4; i++) qv[i] = *(const float4 *)(Qs + (ty + 16 * i) * QS + d);
+#pragma unroll
+            for (int j = 0; j < 2; j++) kv[j] = *(const float4 *)(Ks + (tx + 16 * j) * KS + d);
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    s[i][j] = fmaf(qv[i].x, kv[j].x, s[i][j]);
+                    s[i][j] = fmaf(qv[i].y, kv[j].y, s[i][j]);
+                    s[i][j] = fmaf(qv[i].z, kv[j].z, s[i][j]);
+                    s[i][j] = fmaf(qv[i].w, kv[j].w, s[i][j]);
+                }
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int64_t qpos = pos0 + q0 + ty + 16 * i;
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const int64_t kpos = kb + tx + 16 * j;
+                s[i][j] = kpos <= qpos && kpos < kend ? s[i][j] * scale : -INFINITY;
+                mx = fmaxf(mx, s[i][j]);
+            }
+#pragma unroll
+            for (int off = 8; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            const float mn = fmaxf(m[i], mx);
+            const float corr = mn == -INFINITY ? 1.0f : expf(m[i] - mn);
+            float sum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                float p = s[i][j] == -INFINITY ? 0.0f : expf(s[i][j] - mn);
+                Ps[(ty + 16 * i) * PS + tx + 16 * j] = p;
+                sum += p;
+            }
+#pragma unroll
+            for (int off = 8; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+            l[i] = l[i] * corr + sum;
+            m[i] = mn;
+#pragma unroll
+            for (int c = 0; c < 8; c++) o[i][c] *= corr;
+        }
+        __syncthreads();
+        for (int kk = 0; kk < FA_BK; kk++) {
+            float p[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) p[i] = Ps[(ty + 16 * i) * PS + kk];
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                if (c * 64 >= D) break;
+                float4 v = *(const float4 *)(Vs + kk * D + c * 64 + tx * 4);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    o[i][c * 4] = fmaf(p[i], v.x, o[i][c * 4]);
+                    o[i][c * 4 + 1] = fmaf(p[i], v.y, o[i][c * 4 + 1]);
+                    o[i][c * 4 + 2] = fmaf(p[i], v.z, o[i][c * 4 + 2]);
+                    o[i][c * 4 + 3] = fmaf(p[i], v.w, o[i][c * 4 + 3]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int qi = ty + 16 * i;
+        if (qi >= nq) continue;
+        float *out = a->out + (int64_t)(q0 + qi) * a->q_dim + h * D;
+        const float inv = 1.0f / l[i];
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            if (c * 64 >= D) break;
+            *(float4 *)(out + c * 64 + tx * 4) =
+                make_float4(o[i][c * 4] * inv, o[i][c * 4 + 1] * inv, o[i][c * 4 + 2] * inv, o[i][c * 4 + 3] * inv);
+        }
+    }
+}
+
+__global__ void __launch_bounds__(FA_T) attn_flash64(attn_args a) { attn_flash_body(&a, 64); }
+__global__ void __launch_bounds__(FA_T) attn_flash128(attn_args a) { attn_flash_body(&a, 128); }
+
+static size_t flash_smem(int D) { return sizeof(float) * ((size_t)FA_BQ * (D + 4) + FA_BK * (D + 4) + FA_BK * D + FA_BQ * (FA_BK + 4)); }
+
+cudaError_t attention_setup(void)
+{
+    cudaError_t e = cudaFuncSetAttribute(attn_flash64, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem(64));
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(attn_flash128, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem(128));
+    return e;
+}
+
+cudaError_t launch_attention(const attn_args *a, int prefill, cudaStream_t st)
+{
+    void *args[] = {(void *)a};
+    if (prefill && (a->head_dim == 64 || a->head_dim == 128) && a->kv_dim % 4 == 0 && a->ldq % 4 == 0) {
+        dim3 grid((unsigned)((a->n + FA_BQ - 1) / FA_BQ), (unsigned)a->n_heads);
+        const void *fn = a->head_dim == 64 ? (const void *)attn_flash64 : (const void *)attn_flash128;
+        return launch_kernel(fn, grid, dim3(FA_T), flash_smem(a->head_dim), st, args);
+    }
+    dim3 grid((unsigned)a->n_heads, (unsigned)DEC_SPLITS, (unsigned)a->n);
+    return launch_kernel((const void *)attn_decode_kernel, grid, dim3(DEC_T), 0, st, args);
+}

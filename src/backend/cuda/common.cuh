@@ -1,0 +1,223 @@
+/* Shared by the CUDA module's sources: kernel argument structs, small device
+ * helpers and the launchers each .cu file provides to module.cu. */
+#ifndef UQ_BACKEND_CUDA_COMMON_CUH
+#define UQ_BACKEND_CUDA_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "uquant.h"
+
+/* Weight formats the kernels are built for: 1..8 are quantized bit widths. */
+#define FMT_BF16 32
+#define FMT_F16 33
+#define FMT_F32 34
+
+/* What a matrix product does with its result. */
+#define MM_STORE 0  /* y = W x (+ bias) */
+#define MM_ADD 1    /* y += W x (+ bias): residual connections */
+#define MM_SWIGLU 2 /* two segments (gate, up): y = silu(gate x) * (up x) */
+
+/* A weight matrix on the device, as stored. */
+typedef struct dmat {
+    int quantized, scheme, bits, group, dtype; /* dtype: the float weight's, or the scales' */
+    int64_t rows, cols, wpr;                   /* wpr: packed 32-bit words per row */
+    const void *w, *s, *b;                     /* data, scales, biases (device) */
+} dmat;
+
+/* One weight of a fused product: its rows go to output columns
+ * [out_off, out_off + rows). */
+typedef struct mm_seg {
+    const void *w, *s, *b;
+    const float *bias;   /* added to the output (projection bias), or NULL */
+    int64_t rows, wpr, out_off;
+    int scheme, group, sdt;
+    int blk0;            /* first block of the segment (set by the launcher) */
+} mm_seg;
+
+typedef struct mm_args {
+    mm_seg seg[3];
+    int nseg;
+    int fmt;             /* FMT_* or the bit width, shared by the segments */
+    int mode;            /* MM_* */
+    int64_t K;           /* input size (columns of W) */
+    int n;               /* tokens */
+    const float *x;      /* fp32 input [n][ldx] */
+    int64_t ldx;
+    const uint16_t *xh, *xl; /* GEMM input split into two 16-bit halves [n][K] */
+    float *y;            /* output [n][ldy] */
+    int64_t ldy;
+    const float *norm_w; /* GEMV: RMSNorm x with these weights first */
+    int ksplit;          /* GEMV: warps of a block splitting K (set by the launcher) */
+    double norm_eps;
+} mm_args;
+
+static inline int dmat_fmt(const dmat *m)
+{
+    if (m->quantized) return m->bits;
+    return m->dtype == UQ_BF16 ? FMT_BF16 : m->dtype == UQ_F16 ? FMT_F16 : FMT_F32;
+}
+
+/* ------------------------------------------------- dependent launches */
+
+/* Programmatic dependent launch (Hopper): a kernel lets the next one in its
+ * stream start early (pdl_trigger) and waits for the previous one to finish,
+ * its memory visible, before touching anything it produced (pdl_wait). Only
+ * immutable data (weights) may be read, and nothing written, before the
+ * wait. Without the launch attribute both are no-ops. */
+__device__ __forceinline__ void pdl_trigger(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+/* Whether launches carry the programmatic-serialization attribute (module.cu). */
+extern int uq_cuda_pdl;
+
+/* Launches fn with the argument pointers args, as a dependent launch when
+ * uq_cuda_pdl is set. */
+static inline cudaError_t launch_kernel(const void *fn, dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                                       void **args)
+{
+    cudaLaunchConfig_t cfg;
+    cudaLaunchAttribute attr[1];
+    memset(attr, 0, sizeof attr);
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = uq_cuda_pdl ? 1 : 0;
+    return cudaLaunchKernelExC(&cfg, fn, args);
+}
+
+/* ------------------------------------------------------- device helpers */
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Element i of a scale / bias array of dtype t (F32, F16 or BF16), without
+ * branches (so that loads can be issued together): the aligned 32-bit word
+ * holding it is read and the value picked and converted with selects. A
+ * 16-bit array's last element may share its word with 2 bytes past the end,
+ * which lie inside the allocation's padding. */
+__device__ __forceinline__ float load_scale(const void *p, int64_t i, int t)
+{
+    const int64_t byte = t == UQ_F32 ? i * 4 : i * 2;
+    const uint32_t w = __ldg((const unsigned int *)((const char *)p + (byte & ~(int64_t)3)));
+    const uint32_t h = (byte & 2) ? w >> 16 : w & 0xffffu;
+    const float bf = __uint_as_float(h << 16), hf = __half2float(__ushort_as_half((unsigned short)h));
+    return t == UQ_F32 ? __uint_as_float(w) : t == UQ_BF16 ? bf : hf;
+}
+
+/* Code k of a packed row (LSB-first bitstream of `bits`-bit codes). */
+__device__ __forceinline__ uint32_t unpack_at(const uint32_t *row, int64_t wpr, int64_t k, int bits)
+{
+    int64_t bit = k * bits;
+    int64_t wi = bit >> 5;
+    uint64_t lo = __ldg(row + wi), hi = wi + 1 < wpr ? __ldg(row + wi + 1) : 0u;
+    return (uint32_t)(((hi << 32) | lo) >> (bit & 31)) & ((1u << bits) - 1u);
+}
+
+/* Weight (row, k) of a matrix as the CPU dequantizes or converts it:
+ * affine q * s + b and symmetric (q - 2^(bits-1)) * s, each operation
+ * rounded on its own (no FMA). */
+__device__ __forceinline__ float weight_at(const void *w, const void *s, const void *b, int quantized, int scheme,
+                                           int bits, int group, int dtype, int64_t wpr, int64_t cols, int64_t row,
+                                           int64_t k)
+{
+    if (!quantized) {
+        if (dtype == UQ_BF16) return __uint_as_float((uint32_t)__ldg((const unsigned short *)w + row * cols + k) << 16);
+        if (dtype == UQ_F16) return __half2float(__ushort_as_half(__ldg((const unsigned short *)w + row * cols + k)));
+        return __ldg((const float *)w + row * cols + k);
+    }
+    uint32_t q = unpack_at((const uint32_t *)w + row * wpr, wpr, k, bits);
+    int64_t gi = row * (cols / group) + k / group;
+    float sc = load_scale(s, gi, dtype);
+    if (scheme == UQ_SCHEME_AFFINE) return __fadd_rn(__fmul_rn((float)q, sc), load_scale(b, gi, dtype));
+    return __fmul_rn((float)((int)q - (1 << (bits - 1))), sc);
+}
+
+/* -------------------------------------------------------- launchers */
+
+/* gemv.cu: products for a few tokens (GEMV kernels, fp32 arithmetic), and
+ * the generic kernel every weight format and shape falls back to. */
+int gemv_supported(const dmat *m);
+cudaError_t gemv_setup(void);
+/* Whether the GEMV kernels take n tokens of K values (x must fit in shared
+ * memory); launch_gemv needs it and gemv_supported. */
+int gemv_stages_x(int64_t K, int n);
+cudaError_t launch_gemv(mm_args *a, cudaStream_t st);
+cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st);
+cudaError_t launch_matmul_generic(mm_args *a, cudaStream_t st);
+
+/* gemm.cu: products for many tokens on the tensor cores; the input comes
+ * split into two 16-bit halves (bf16, or f16 for f16 weights). */
+int gemm_supported(const dmat *m);
+cudaError_t gemm_setup(void);
+cudaError_t launch_gemm(mm_args *a, cudaStream_t st);
+
+/* misc.cu */
+cudaError_t misc_setup(void);
+cudaError_t launch_embed(const int32_t *ids, int n, const dmat *e, float *x, cudaStream_t st);
+cudaError_t launch_rmsnorm(const float *x, const float *w, float *out, int n, int64_t dim, double eps,
+                           cudaStream_t st);
+cudaError_t launch_split(const float *x, int64_t ldx, int n, int64_t K, int f16, uint16_t *hi, uint16_t *lo,
+                         cudaStream_t st);
+cudaError_t launch_swiglu(const float *gu, int n, int64_t ff, float *h, cudaStream_t st);
+cudaError_t launch_argmax(const float *logits, int rows, int64_t vocab, int32_t *out, cudaStream_t st);
+
+/* attention.cu: dyn points at the step's {first position, sequence} on the device. */
+typedef struct attn_args {
+    float *qkv;          /* [n][ldq]: q (rotated in place), k, v */
+    int64_t ldq;
+    float *kc, *vc;      /* this layer's caches of sequence 0; sequences are seq_stride apart */
+    int64_t seq_stride;
+    const float *rope_cos, *rope_sin;
+    const int64_t *dyn;
+    float *out;          /* [n][q_dim] */
+    int n;
+    int n_heads, n_kv, head_dim;
+    int64_t kv_dim, q_dim;
+    int64_t split_len;   /* positions per block of decode attention */
+    float *scratch;      /* [n][heads][32 splits][258] partial results */
+    int *counters;       /* [n][heads], zero between launches */
+} attn_args;
+cudaError_t attention_setup(void);
+cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st);
+cudaError_t launch_attention(const attn_args *a, int prefill, cudaStream_t st);
+
+/* bench_kernels.cu (see bench_gemv in cuda_module.h) */
+int bench_gemv(int64_t rows, int64_t cols, int bits, int group, int batch, int variant, double *out, char *err,
+               size_t cap);
+
+/* quantize.cu */
+int quantize_device(int scheme, int bits, int group, int sdt, int src_dtype, const void *src, int64_t rows,
+                    int64_t cols, void *packed, void *scales, void *biases, int *fallback, char *err, size_t cap);
+
+#endif

@@ -1,0 +1,314 @@
+/* Matrix products for many tokens (prefill) on the tensor cores:
+ * y[n, rows] = x[n, K] . W^T with mma.sync m16n8k16 and fp32 accumulation.
+ *
+ * A block computes 128 weight rows x 128 tokens, walking K in stages of 64:
+ * the packed weights and the input tiles arrive in shared memory through
+ * cp.async (double-buffered) and the weights are dequantized there, as the
+ * CPU dequantizes them, into bf16 tiles that ldmatrix feeds to the tensor
+ * cores.
+ *
+ * Precision: the input is split into two bf16 halves, x = hi + lo, and so is
+ * each dequantized weight; hi.hi + hi.lo + lo.hi keeps about 16 significant
+ * bits of each product, close to the fp32 CPU path (the lo.lo term is below
+ * that). */
+#include "common.cuh"
+
+#define GM_BM 128
+#define GM_BN 128
+#define GM_BK 64
+#define GM_THREADS 256
+#define GM_TILE 16384 /* bytes of one 128 x 64 tile of 16-bit values */
+#define GM_SMEM (7 * GM_TILE)
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+
+__device__ __forceinline__ void cp_async8(void *smem, const void *gmem)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(gmem));
+}
+
+__device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all(void) { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *smem)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
+__device__ __forceinline__ void mma_bf16(float *c, const uint32_t *a, const uint32_t *b)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ void mma_f16(float *c, const uint32_t *a, const uint32_t *b)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* Byte offset of 16-byte chunk ch (0..7) of row r in a swizzled 128-byte-row tile. */
+__device__ __forceinline__ int swz(int r, int ch) { return r * 128 + ((ch ^ (r & 7)) << 4); }
+
+/* Shared memory: quantized formats keep the dequantized weights (hi and lo
+ * bf16 tiles, single-buffered) and two stages of packed weights (8 KB each);
+ * float formats feed the tensor cores from two stages of weight tiles. Both
+ * end with two stages of input tiles (hi and lo). */
+#define QOFF_AH 0
+#define QOFF_AL GM_TILE
+#define QOFF_W (2 * GM_TILE)
+#define QW_STAGE 8192
+#define QOFF_B (2 * GM_TILE + 2 * QW_STAGE)
+#define FOFF_W 0
+#define FOFF_B (2 * GM_TILE)
+
+__device__ __forceinline__ void gemm_load_stage(const mm_args *a, const mm_seg *S, int64_t row0, int tok0, int kt,
+                                                int buf, unsigned char *smem, const int F)
+{
+    const int quant = F <= 8, tid = threadIdx.x;
+    const int64_t K = a->K, k0 = (int64_t)kt * GM_BK;
+    unsigned char *tB = smem + (quant ? QOFF_B : FOFF_B);
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        int idx = tid + i * GM_THREADS;
+        int arr = idx >> 10, rem = idx & 1023, t = rem >> 3, ch = rem & 7;
+        int tok = tok0 + t;
+        const uint16_t *base = arr ? a->xl : a->xh;
+        const uint16_t *src = base + (int64_t)(tok < a->n ? tok : 0) * K + k0 + ch * 8;
+        cp_async16(tB + (buf * 2 + arr) * GM_TILE + swz(t, ch), src, tok < a->n ? 16 : 0);
+    }
+    if (quant) {
+        const int wbytes = 8 * F;              /* bytes of one weight row per stage */
+        const int wcs = F % 2 == 0 ? 16 : 8;    /* cp.async chunk */
+        const int wcpr = wbytes / wcs;
+        unsigned char *dst = smem + QOFF_W + buf * QW_STAGE;
+        for (int idx = tid; idx < GM_BM * wcpr; idx += GM_THREADS) {
+            int r = idx / wcpr, ch = idx - r * wcpr;
+            int64_t rr = row0 + r < S->rows ? row0 + r : S->rows - 1;
+            const unsigned char *src = (const unsigned char *)S->w + rr * S->wpr * 4 + k0 * F / 8 + ch * wcs;
+            if (wcs == 16)
+                cp_async16(dst + r * wbytes + ch * 16, src, 16);
+            else
+                cp_async8(dst + r * wbytes + ch * 8, src);
+        }
+    } else {
+        unsigned char *dst = smem + FOFF_W + buf * GM_TILE;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int idx = tid + i * GM_THREADS, r = idx >> 3, ch = idx & 7;
+            int64_t rr = row0 + r < S->rows ? row0 + r : S->rows - 1;
+            const uint16_t *src = (const uint16_t *)S->w + rr * K + k0 + ch * 8;
+            cp_async16(dst + swz(r, ch), src, 16);
+        }
+    }
+    cp_async_commit();
+}
+
+/* A block computes 128 rows x 128 tokens with 8 warps (2 x 4), each 64 rows
+ * x 32 tokens: 4 x 4 tiles of m16n8k16.
+ *
+ * Quantized weights are dequantized per stage exactly as the CPU does
+ * (w = q s + b or (q - 2^(b-1)) s in fp32) and split w = hi + lo in bf16; with
+ * the input split the same way, hi.hi + hi.lo + lo.hi keeps about 16
+ * significant bits of every product (three MMAs). bf16 / f16 weights are
+ * exact in their type: two MMAs. */
+__device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
+{
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int quant = F <= 8;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp & 1, wn = warp >> 1;
+    pdl_trigger();
+    pdl_wait();
+
+    int si = 0;
+#pragma unroll
+    for (int i = 1; i < 3; i++)
+        if (i < a->nseg && (int)blockIdx.x >= a->seg[i].blk0) si = i;
+    const mm_seg *S = &a->seg[si];
+    const int64_t row0 = (int64_t)((int)blockIdx.x - S->blk0) * GM_BM;
+    const int tok0 = blockIdx.y * GM_BN;
+    const int KT = (int)(a->K / GM_BK);
+    const int affine = S->scheme == UQ_SCHEME_AFFINE;
+    const int group = S->group > 0 ? S->group : (int)a->K;
+    const int64_t gpr = quant ? a->K / group : 0;
+    const float sub = 8388608.0f + (quant && !affine ? (float)(1 << (F - 1)) : 0.0f);
+    /* the dequantizing thread's row and half of the stage's 64 values */
+    const int dr = tid >> 1, dh = tid & 1;
+    const int64_t drow = row0 + dr < S->rows ? row0 + dr : S->rows - 1;
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+
+    gemm_load_stage(a, S, row0, tok0, 0, 0, smem, F);
+    for (int kt = 0; kt < KT; kt++) {
+        const int buf = kt & 1;
+        /* scales and biases of the dequantizing thread's 4 runs of 8 values,
+         * requested before the wait so that their latency overlaps it */
+        float sc[4], bi[4];
+        if (quant) {
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int64_t gi = drow * gpr + ((int64_t)kt * GM_BK + dh * 32 + c * 8) / group;
+                sc[c] = load_scale(S->s, gi, S->sdt);
+                bi[c] = affine ? load_scale(S->b, gi, S->sdt) : 0.0f;
+            }
+        }
+        cp_async_wait_all();
+        __syncthreads();
+        if (kt + 1 < KT) gemm_load_stage(a, S, row0, tok0, kt + 1, buf ^ 1, smem, F);
+        const unsigned char *tAh, *tAl = smem + QOFF_AL;
+        if (quant) {
+            const uint32_t *wp = (const uint32_t *)(smem + QOFF_W + buf * QW_STAGE + dr * (8 * F) + dh * 4 * F);
+            const uint32_t mask = (1u << F) - 1u;
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                uint32_t ph[4], pl[4];
+#pragma unroll
+                for (int p = 0; p < 4; p++) {
+                    float hv[2], lv[2];
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int k = c * 8 + p * 2 + e, bit = k * F, wi = bit >> 5, off = bit & 31;
+                        /* the words are read from shared memory where needed */
+                        uint32_t t = off + F <= 32 ? wp[wi] >> off : __funnelshift_r(wp[wi], wp[wi + 1], off);
+                        const float q = __uint_as_float((t & mask) | 0x4B000000u) - sub; /* exact */
+                        const float w = affine ? __fadd_rn(__fmul_rn(q, sc[c]), bi[c]) : __fmul_rn(q, sc[c]);
+                        const __nv_bfloat16 h = __float2bfloat16_rn(w);
+                        hv[e] = __bfloat162float(h);
+                        lv[e] = w - hv[e];
+                    }
+                    __nv_bfloat162 h2 = __floats2bfloat162_rn(hv[0], hv[1]);
+                    __nv_bfloat162 l2 = __floats2bfloat162_rn(lv[0], lv[1]);
+                    ph[p] = *(uint32_t *)&h2;
+                    pl[p] = *(uint32_t *)&l2;
+                }
+                *(uint4 *)(smem + QOFF_AH + swz(dr, dh * 4 + c)) = make_uint4(ph[0], ph[1], ph[2], ph[3]);
+                *(uint4 *)(smem + QOFF_AL + swz(dr, dh * 4 + c)) = make_uint4(pl[0], pl[1], pl[2], pl[3]);
+            }
+            __syncthreads();
+            tAh = smem + QOFF_AH;
+        } else {
+            tAh = smem + FOFF_W + buf * GM_TILE;
+        }
+        const unsigned char *tB = smem + (quant ? QOFF_B : FOFF_B);
+        const unsigned char *tBh = tB + (buf * 2) * GM_TILE, *tBl = tB + (buf * 2 + 1) * GM_TILE;
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            uint32_t bh[4][2], bl[4][2];
+#pragma unroll
+            for (int np = 0; np < 2; np++) {
+                uint32_t r4[4];
+                const int t = wn * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3), ch = ks * 2 + ((lane >> 3) & 1);
+                ldmatrix_x4(r4, tBh + swz(t, ch));
+                bh[np * 2][0] = r4[0];
+                bh[np * 2][1] = r4[1];
+                bh[np * 2 + 1][0] = r4[2];
+                bh[np * 2 + 1][1] = r4[3];
+                ldmatrix_x4(r4, tBl + swz(t, ch));
+                bl[np * 2][0] = r4[0];
+                bl[np * 2][1] = r4[1];
+                bl[np * 2 + 1][0] = r4[2];
+                bl[np * 2 + 1][1] = r4[3];
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                uint32_t ah[4], al[4];
+                const int r = wm * 64 + mt * 16 + (lane & 15), ch = ks * 2 + (lane >> 4);
+                ldmatrix_x4(ah, tAh + swz(r, ch));
+                if (quant) ldmatrix_x4(al, tAl + swz(r, ch));
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) {
+                    if (F == FMT_F16) {
+                        mma_f16(acc[mt][nt], ah, bh[nt]);
+                        mma_f16(acc[mt][nt], ah, bl[nt]);
+                    } else {
+                        mma_bf16(acc[mt][nt], ah, bh[nt]);
+                        mma_bf16(acc[mt][nt], ah, bl[nt]);
+                        if (quant) mma_bf16(acc[mt][nt], al, bh[nt]);
+                    }
+                }
+            }
+        }
+    }
+
+    /* ---- epilogue */
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int64_t r = row0 + wm * 64 + (i >> 1) * 16 + (lane >> 2) + (i & 1) * 8;
+        if (r >= S->rows) continue;
+        const float bias = S->bias ? S->bias[r] : 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int tok = tok0 + wn * 32 + nt * 8 + (lane & 3) * 2 + e;
+                if (tok >= a->n) continue;
+                const float v = acc[i >> 1][nt][(i & 1) * 2 + e] + bias;
+                float *yp = a->y + (int64_t)tok * a->ldy + S->out_off + r;
+                *yp = a->mode == MM_ADD ? *yp + v : v;
+            }
+    }
+}
+
+#define GEMM_KERNEL(F) \
+    __global__ void __launch_bounds__(GM_THREADS, 2) gemm_##F(const mm_args a) { gemm_body(&a, F); }
+GEMM_KERNEL(1)
+GEMM_KERNEL(2)
+GEMM_KERNEL(3)
+GEMM_KERNEL(4)
+GEMM_KERNEL(5)
+GEMM_KERNEL(6)
+GEMM_KERNEL(7)
+GEMM_KERNEL(8)
+GEMM_KERNEL(32)
+GEMM_KERNEL(33)
+
+typedef void (*gemm_fn)(const mm_args);
+static const gemm_fn gemm_table[10] = {gemm_1, gemm_2, gemm_3, gemm_4, gemm_5, gemm_6, gemm_7, gemm_8, gemm_32, gemm_33};
+
+int gemm_supported(const dmat *m)
+{
+    if (m->cols % GM_BK != 0) return 0;
+    if (m->quantized) return m->bits >= 1 && m->bits <= 8 && m->group % 8 == 0;
+    return m->dtype == UQ_BF16 || m->dtype == UQ_F16;
+}
+
+cudaError_t gemm_setup(void)
+{
+    for (int i = 0; i < 10; i++) {
+        cudaError_t e = cudaFuncSetAttribute(gemm_table[i], cudaFuncAttributeMaxDynamicSharedMemorySize, GM_SMEM);
+        if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
+}
+
+cudaError_t launch_gemm(mm_args *a, cudaStream_t st)
+{
+    int fi = a->fmt <= 8 ? a->fmt - 1 : a->fmt == FMT_BF16 ? 8 : 9;
+    int blocks = 0;
+    for (int i = 0; i < a->nseg; i++) {
+        a->seg[i].blk0 = blocks;
+        blocks += (int)((a->seg[i].rows + GM_BM - 1) / GM_BM);
+    }
+    dim3 grid((unsigned)blocks, (unsigned)((a->n + GM_BN - 1) / GM_BN));
+    void *args[] = {a};
+    return launch_kernel((const void *)gemm_table[fi], grid, dim3(GM_THREADS), GM_SMEM, st, args);
+}

@@ -1,0 +1,157 @@
+/* Element-wise parts of the forward pass: embedding rows, RMSNorm, SwiGLU,
+ * the split of GEMM inputs into 16-bit halves, and greedy sampling. The
+ * arithmetic follows src/runtime/ops.c (fp32, each operation rounded on its
+ * own; the RMSNorm sum of squares in double). */
+#include "common.cuh"
+
+#define BLOCK 256
+
+__device__ __forceinline__ double block_sum_d(double v, double *red)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    double t = 0;
+    for (int i = 0; i < nw; i++) t += red[i];
+    return t;
+}
+
+/* One token per block: row ids[t] of the embedding, dequantized or converted. */
+__global__ void embed_kernel(const int32_t *ids, dmat e, float *x)
+{
+    pdl_trigger();
+    pdl_wait();
+    const int t = blockIdx.x;
+    const int64_t id = ids[t];
+    float *out = x + (int64_t)t * e.cols;
+    for (int64_t k = threadIdx.x; k < e.cols; k += blockDim.x)
+        out[k] = weight_at(e.w, e.s, e.b, e.quantized, e.scheme, e.bits, e.group, e.dtype, e.wpr, e.cols, id, k);
+}
+
+cudaError_t launch_embed(const int32_t *ids, int n, const dmat *e, float *x, cudaStream_t st)
+{
+    void *args[] = {(void *)&ids, (void *)e, &x};
+    return launch_kernel((const void *)embed_kernel, dim3(n), dim3(BLOCK), 0, st, args);
+}
+
+/* out = w * (x * inv), inv = 1 / sqrt(mean(x^2) + eps), one token per block. */
+__global__ void rmsnorm_kernel(const float *x, const float *w, float *out, int64_t dim, double eps)
+{
+    pdl_trigger();
+    pdl_wait();
+    __shared__ double red[BLOCK / 32];
+    const float *xr = x + blockIdx.x * dim;
+    float *o = out + blockIdx.x * dim;
+    double ss = 0;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += (double)xr[i] * (double)xr[i];
+    ss = block_sum_d(ss, red);
+    const float inv = (float)(1.0 / sqrt(ss / (double)dim + eps));
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = __fmul_rn(w[i], __fmul_rn(xr[i], inv));
+}
+
+cudaError_t launch_rmsnorm(const float *x, const float *w, float *out, int n, int64_t dim, double eps,
+                           cudaStream_t st)
+{
+    void *args[] = {(void *)&x, (void *)&w, &out, &dim, &eps};
+    return launch_kernel((const void *)rmsnorm_kernel, dim3(n), dim3(BLOCK), 0, st, args);
+}
+
+/* x = hi + lo in bf16 (or f16) pairs. */
+__global__ void split_kernel(const float *x, int64_t ldx, int64_t K, int f16, uint16_t *hi, uint16_t *lo)
+{
+    pdl_trigger();
+    pdl_wait();
+    const float *xr = x + blockIdx.x * ldx;
+    uint16_t *h = hi + blockIdx.x * K, *l = lo + blockIdx.x * K;
+    for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
+        float v = xr[i];
+        if (f16) {
+            __half a = __float2half_rn(v);
+            __half b = __float2half_rn(v - __half2float(a));
+            h[i] = __half_as_ushort(a);
+            l[i] = __half_as_ushort(b);
+        } else {
+            __nv_bfloat16 a = __float2bfloat16_rn(v);
+            __nv_bfloat16 b = __float2bfloat16_rn(v - __bfloat162float(a));
+            h[i] = __bfloat16_as_ushort(a);
+            l[i] = __bfloat16_as_ushort(b);
+        }
+    }
+}
+
+cudaError_t launch_split(const float *x, int64_t ldx, int n, int64_t K, int f16, uint16_t *hi, uint16_t *lo,
+                         cudaStream_t st)
+{
+    void *args[] = {(void *)&x, &ldx, &K, &f16, &hi, &lo};
+    return launch_kernel((const void *)split_kernel, dim3(n), dim3(BLOCK), 0, st, args);
+}
+
+/* h = silu(gate) * up from gu = [gate | up] rows of 2 ff. */
+__global__ void swiglu_kernel(const float *gu, int64_t ff, float *h)
+{
+    pdl_trigger();
+    pdl_wait();
+    const float *g = gu + blockIdx.x * 2 * ff, *u = g + ff;
+    float *o = h + blockIdx.x * ff;
+    for (int64_t i = threadIdx.x; i < ff; i += blockDim.x) {
+        float a = g[i];
+        o[i] = a / (1.0f + expf(-a)) * u[i];
+    }
+}
+
+cudaError_t launch_swiglu(const float *gu, int n, int64_t ff, float *h, cudaStream_t st)
+{
+    void *args[] = {(void *)&gu, &ff, &h};
+    return launch_kernel((const void *)swiglu_kernel, dim3(n), dim3(BLOCK), 0, st, args);
+}
+
+/* The first index of the largest value of each row (as uq_sample's greedy path). */
+__global__ void argmax_kernel(const float *logits, int64_t vocab, int32_t *out)
+{
+    pdl_trigger();
+    pdl_wait();
+    __shared__ float bv[32];
+    __shared__ int64_t bi[32];
+    const float *row = logits + blockIdx.x * vocab;
+    float best = -INFINITY;
+    int64_t idx = vocab;
+    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+        float v = row[i];
+        if (v > best || (idx == vocab && v == best)) {
+            best = v;
+            idx = i;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        int64_t oi = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (ov > best || (ov == best && oi < idx)) {
+            best = ov;
+            idx = oi;
+        }
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        bv[warp] = best;
+        bi[warp] = idx;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+            if (bv[w] > best || (bv[w] == best && bi[w] < idx)) {
+                best = bv[w];
+                idx = bi[w];
+            }
+        out[blockIdx.x] = (int32_t)(idx < vocab ? idx : 0);
+    }
+}
+
+cudaError_t launch_argmax(const float *logits, int rows, int64_t vocab, int32_t *out, cudaStream_t st)
+{
+    void *args[] = {(void *)&logits, &vocab, &out};
+    return launch_kernel((const void *)argmax_kernel, dim3(rows), dim3(1024), 0, st, args);
+}
+
+cudaError_t misc_setup(void) { return cudaSuccess; }

@@ -1,0 +1,701 @@
+/* The CUDA module's entry points (cuda_module.h): device discovery, model
+ * upload, the forward pass and quantization.
+ *
+ * The weights are uploaded as stored (packed codes, scales, biases; float
+ * matrices in their dtype) and never expanded. The KV caches are fp32,
+ * [sequence][layer][position][kv_dim]. A forward step of n tokens runs
+ *   embed -> per layer: RMSNorm, QKV product, RoPE + cache store, attention,
+ *   O product (+= residual), RMSNorm, gate/up products with SwiGLU, down
+ *   product (+= residual) -> final RMSNorm -> head,
+ * on one stream. Products for fewer than gemm_min tokens use the GEMV
+ * kernels (which fuse the RMSNorm before them), the others the tensor-core
+ * GEMM. Single-token steps are captured once in a CUDA graph and replayed:
+ * the position and the sequence are read from device memory. Kernels are
+ * launched as programmatic dependent launches (uq_cuda_pdl). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.cuh"
+#include "cuda_module.h"
+
+int uq_cuda_pdl = 1;
+
+typedef struct dlayer {
+    dmat wq, wk, wv, wo, wg, wu, wd;
+    float *attn_norm, *ffn_norm, *bq, *bk, *bv, *bo;
+} dlayer;
+
+typedef struct mstate {
+    int64_t dim, q_dim, kv_dim, ff, hd, nh, nkv, vocab, nl, n_ctx, nb, nbuf, ldq, maxk;
+    int n_seq;
+    double eps;
+    dlayer *L;
+    dmat embed, head;
+    float *final_norm, *rope_cos, *rope_sin;
+    float *kc, *vc;
+    int64_t seq_stride;
+    /* activations for nbuf tokens */
+    float *x, *xn, *qkv, *att, *gu, *h, *logits;
+    uint16_t *sh, *sl;
+    int32_t *ids_d, *amax_d;
+    int64_t *dyn_d;
+    float *att_scratch;
+    int *att_counters;
+    /* pinned host staging */
+    int64_t *dyn_h;
+    int32_t *ids_h;
+    cudaStream_t st;
+    void **allocs;
+    size_t n_allocs, cap_allocs;
+    int use_graphs, gemm_min;
+    cudaGraphExec_t graph[2];
+    int graph_state[2]; /* 0 not captured, 1 ready, -1 capture failed */
+} mstate;
+
+static int device_index(void)
+{
+    const char *e = getenv("UQ_CUDA_DEVICE");
+    return e && *e ? atoi(e) : 0;
+}
+
+static int fail_cuda(cudaError_t e, const char *what, char *err, size_t cap)
+{
+    snprintf(err, cap, "%s: %s", what, cudaGetErrorString(e));
+    return e == cudaErrorMemoryAllocation ? UQ_ERR_NOMEM : UQ_ERR_IO;
+}
+
+#define CK(call, what)                                         \
+    do {                                                       \
+        cudaError_t e_ = (call);                               \
+        if (e_ != cudaSuccess) return fail_cuda(e_, what, err, cap); \
+    } while (0)
+
+/* ------------------------------------------------------------ discovery */
+
+static int m_probe(char *why, size_t cap)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaErrorNoDevice || (e == cudaSuccess && n == 0)) {
+        snprintf(why, cap, "no CUDA device");
+        return 0;
+    }
+    if (e == cudaErrorInsufficientDriver) {
+        snprintf(why, cap, "no CUDA driver recent enough for this module (%s)", cudaGetErrorString(e));
+        return 0;
+    }
+    if (e != cudaSuccess) {
+        snprintf(why, cap, "no CUDA device (%s)", cudaGetErrorString(e));
+        return 0;
+    }
+    int dev = device_index();
+    if (dev < 0 || dev >= n) {
+        snprintf(why, cap, "no CUDA device %d (UQ_CUDA_DEVICE; %d present)", dev, n);
+        return 0;
+    }
+    cudaDeviceProp p;
+    if ((e = cudaGetDeviceProperties(&p, dev)) != cudaSuccess) {
+        snprintf(why, cap, "no CUDA device (%s)", cudaGetErrorString(e));
+        return 0;
+    }
+    if (p.major < 8) {
+        snprintf(why, cap, "no supported CUDA device: %s is compute capability %d.%d, 8.0 or newer is needed", p.name,
+                 p.major, p.minor);
+        return 0;
+    }
+    return 1;
+}
+
+static int m_device_name(char *out, size_t cap)
+{
+    cudaDeviceProp p;
+    cudaError_t e = cudaGetDeviceProperties(&p, device_index());
+    if (e != cudaSuccess) {
+        snprintf(out, cap, "%s", cudaGetErrorString(e));
+        return UQ_ERR_IO;
+    }
+    snprintf(out, cap, "%s (sm_%d%d, %d SMs, %.1f GiB)", p.name, p.major, p.minor, p.multiProcessorCount,
+             (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    return UQ_OK;
+}
+
+static int m_memory(uint64_t *total, uint64_t *free_bytes, char *err, size_t cap)
+{
+    size_t f = 0, t = 0;
+    CK(cudaSetDevice(device_index()), "selecting the device");
+    CK(cudaMemGetInfo(&f, &t), "reading the device memory");
+    *total = t;
+    *free_bytes = f;
+    return UQ_OK;
+}
+
+/* ------------------------------------------------------------ upload */
+
+static void *dalloc(mstate *s, size_t bytes, cudaError_t *e)
+{
+    if (*e != cudaSuccess) return NULL;
+    if (s->n_allocs == s->cap_allocs) {
+        size_t nc = s->cap_allocs ? 2 * s->cap_allocs : 256;
+        void **na = (void **)realloc(s->allocs, nc * sizeof *na);
+        if (!na) {
+            *e = cudaErrorMemoryAllocation;
+            return NULL;
+        }
+        s->allocs = na;
+        s->cap_allocs = nc;
+    }
+    void *p = NULL;
+    *e = cudaMalloc(&p, bytes ? bytes : 16);
+    if (*e != cudaSuccess) return NULL;
+    s->allocs[s->n_allocs++] = p;
+    return p;
+}
+
+static void *upload(mstate *s, const void *src, size_t bytes, cudaError_t *e)
+{
+    void *p = dalloc(s, bytes, e);
+    if (p && src && bytes) *e = cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice);
+    return *e == cudaSuccess ? p : NULL;
+}
+
+static size_t dtype_bytes(int t) { return t == UQ_F32 ? 4 : 2; }
+
+static int upload_matrix(mstate *s, const uq_cuda_matrix *m, const char *what, dmat *d, char *err, size_t cap)
+{
+    memset(d, 0, sizeof *d);
+    if (m->dtype != UQ_F32 && m->dtype != UQ_F16 && m->dtype != UQ_BF16) {
+        snprintf(err, cap, "%s: dtype %d is not F32, F16 or BF16", what, m->dtype);
+        return UQ_ERR_DTYPE;
+    }
+    d->quantized = m->quantized;
+    d->scheme = m->scheme;
+    d->bits = m->bits;
+    d->dtype = m->dtype;
+    d->rows = m->rows;
+    d->cols = m->cols;
+    size_t bytes;
+    if (m->quantized) {
+        if (m->bits < 1 || m->bits > 8 || m->group_size <= 0 || m->cols % m->group_size != 0 ||
+            (m->scheme == UQ_SCHEME_AFFINE && !m->biases)) {
+            snprintf(err, cap, "%s: unsupported quantization (%d bits, group %d, %lld columns)", what, m->bits,
+                     m->group_size, (long long)m->cols);
+            return UQ_ERR_UNSUPPORTED;
+        }
+        d->group = m->group_size;
+        d->wpr = (m->cols * m->bits + 31) / 32;
+        bytes = (size_t)m->rows * (size_t)d->wpr * 4;
+    } else {
+        d->wpr = 0;
+        bytes = (size_t)m->rows * (size_t)m->cols * dtype_bytes(m->dtype);
+    }
+    cudaError_t e = cudaSuccess;
+    d->w = upload(s, m->data, bytes, &e);
+    if (m->quantized) {
+        size_t sb = (size_t)m->rows * (size_t)(m->cols / m->group_size) * dtype_bytes(m->dtype);
+        d->s = upload(s, m->scales, sb, &e);
+        if (m->scheme == UQ_SCHEME_AFFINE) d->b = upload(s, m->biases, sb, &e);
+    }
+    if (e != cudaSuccess) {
+        char w[160];
+        snprintf(w, sizeof w, "uploading %s", what);
+        return fail_cuda(e, w, err, cap);
+    }
+    return UQ_OK;
+}
+
+static float *upload_vec(mstate *s, const float *v, int64_t n, cudaError_t *e)
+{
+    return v ? (float *)upload(s, v, (size_t)n * sizeof(float), e) : NULL;
+}
+
+static void m_destroy(void *state)
+{
+    mstate *s = (mstate *)state;
+    if (!s) return;
+    cudaSetDevice(device_index());
+    if (s->st) cudaStreamSynchronize(s->st);
+    for (int i = 0; i < 2; i++)
+        if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
+    for (size_t i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
+    free(s->allocs);
+    cudaFreeHost(s->dyn_h);
+    cudaFreeHost(s->ids_h);
+    if (s->st) cudaStreamDestroy(s->st);
+    free(s->L);
+    free(s);
+}
+
+static int setup_once(char *err, size_t cap)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int done = 0;
+    int st = UQ_OK;
+    pthread_mutex_lock(&lock);
+    if (!done) {
+        cudaError_t e = gemm_setup();
+        if (e == cudaSuccess) e = gemv_setup();
+        if (e == cudaSuccess) e = attention_setup();
+        if (e == cudaSuccess) e = misc_setup();
+        if (e != cudaSuccess)
+            st = fail_cuda(e, "configuring the kernels", err, cap);
+        else
+            done = 1;
+    }
+    pthread_mutex_unlock(&lock);
+    return st;
+}
+
+static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
+{
+    *state = NULL;
+    if (m->head_dim > 256 || m->head_dim % 2 != 0 || m->n_kv <= 0 || m->n_heads % m->n_kv != 0) {
+        snprintf(err, cap, "unsupported attention shape (head size %lld, %lld heads, %lld KV heads)",
+                 (long long)m->head_dim, (long long)m->n_heads, (long long)m->n_kv);
+        return UQ_ERR_UNSUPPORTED;
+    }
+    CK(cudaSetDevice(device_index()), "selecting the device");
+    int st = setup_once(err, cap);
+    if (st != UQ_OK) return st;
+    mstate *s = (mstate *)calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, cap, "out of memory");
+        return UQ_ERR_NOMEM;
+    }
+    s->dim = m->dim;
+    s->q_dim = m->q_dim;
+    s->kv_dim = m->kv_dim;
+    s->ff = m->hidden_ff;
+    s->hd = m->head_dim;
+    s->nh = m->n_heads;
+    s->nkv = m->n_kv;
+    s->vocab = m->vocab;
+    s->nl = m->n_layers;
+    s->n_ctx = m->n_ctx;
+    s->nb = m->n_batch > 0 ? m->n_batch : 512;
+    s->nbuf = s->nb < 8 ? 8 : s->nb;
+    s->n_seq = m->n_seq;
+    s->eps = m->rms_eps;
+    s->ldq = s->q_dim + 2 * s->kv_dim;
+    s->use_graphs = 1;
+    s->gemm_min = 9;
+    s->maxk = s->dim;
+    if (s->q_dim > s->maxk) s->maxk = s->q_dim;
+    if (s->ff > s->maxk) s->maxk = s->ff;
+
+    cudaError_t e = cudaStreamCreateWithFlags(&s->st, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        m_destroy(s);
+        return fail_cuda(e, "creating a stream", err, cap);
+    }
+    s->L = (dlayer *)calloc((size_t)s->nl, sizeof *s->L);
+    if (!s->L) {
+        m_destroy(s);
+        snprintf(err, cap, "out of memory");
+        return UQ_ERR_NOMEM;
+    }
+    char what[96];
+    for (int64_t l = 0; l < s->nl && st == UQ_OK; l++) {
+        const uq_cuda_layer *src = &m->layers[l];
+        dlayer *d = &s->L[l];
+        const uq_cuda_matrix *ms[7] = {&src->wq, &src->wk, &src->wv, &src->wo, &src->wgate, &src->wup, &src->wdown};
+        dmat *ds[7] = {&d->wq, &d->wk, &d->wv, &d->wo, &d->wg, &d->wu, &d->wd};
+        static const char *names[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+        for (int i = 0; i < 7 && st == UQ_OK; i++) {
+            snprintf(what, sizeof what, "layer %lld %s", (long long)l, names[i]);
+            st = upload_matrix(s, ms[i], what, ds[i], err, cap);
+        }
+        if (st != UQ_OK) break;
+        d->attn_norm = upload_vec(s, src->attn_norm, s->dim, &e);
+        d->ffn_norm = upload_vec(s, src->ffn_norm, s->dim, &e);
+        d->bq = upload_vec(s, src->bq, s->q_dim, &e);
+        d->bk = upload_vec(s, src->bk, s->kv_dim, &e);
+        d->bv = upload_vec(s, src->bv, s->kv_dim, &e);
+        d->bo = upload_vec(s, src->bo, s->dim, &e);
+        if (e != cudaSuccess) st = fail_cuda(e, "uploading the norms", err, cap);
+    }
+    if (st == UQ_OK) st = upload_matrix(s, &m->embed, "the embedding", &s->embed, err, cap);
+    if (st == UQ_OK) {
+        if (m->lm_head.data == m->embed.data)
+            s->head = s->embed;
+        else
+            st = upload_matrix(s, &m->lm_head, "the output head", &s->head, err, cap);
+    }
+    if (st != UQ_OK) {
+        m_destroy(s);
+        return st;
+    }
+    const int64_t half = s->hd / 2;
+    s->final_norm = upload_vec(s, m->final_norm, s->dim, &e);
+    s->rope_cos = upload_vec(s, m->rope_cos, s->n_ctx * half, &e);
+    s->rope_sin = upload_vec(s, m->rope_sin, s->n_ctx * half, &e);
+    s->seq_stride = s->nl * s->n_ctx * s->kv_dim;
+    size_t kv = (size_t)s->n_seq * (size_t)s->seq_stride * sizeof(float);
+    s->kc = (float *)dalloc(s, kv, &e);
+    s->vc = (float *)dalloc(s, kv, &e);
+    const size_t nb = (size_t)s->nbuf;
+    s->x = (float *)dalloc(s, nb * s->dim * 4, &e);
+    s->xn = (float *)dalloc(s, nb * s->dim * 4, &e);
+    s->qkv = (float *)dalloc(s, nb * s->ldq * 4, &e);
+    s->att = (float *)dalloc(s, nb * s->q_dim * 4, &e);
+    s->gu = (float *)dalloc(s, nb * 2 * s->ff * 4, &e);
+    s->h = (float *)dalloc(s, nb * s->ff * 4, &e);
+    s->logits = (float *)dalloc(s, nb * s->vocab * 4, &e);
+    s->sh = (uint16_t *)dalloc(s, nb * s->maxk * 2, &e);
+    s->sl = (uint16_t *)dalloc(s, nb * s->maxk * 2, &e);
+    s->ids_d = (int32_t *)dalloc(s, nb * 4, &e);
+    s->amax_d = (int32_t *)dalloc(s, nb * 4, &e);
+    s->dyn_d = (int64_t *)dalloc(s, 4 * sizeof(int64_t), &e);
+    s->att_scratch = (float *)dalloc(s, (size_t)8 * s->nh * 32 * 258 * sizeof(float), &e);
+    s->att_counters = (int *)dalloc(s, (size_t)8 * s->nh * sizeof(int), &e);
+    if (e == cudaSuccess) e = cudaMemset(s->att_counters, 0, (size_t)8 * s->nh * sizeof(int));
+    if (e == cudaSuccess) e = cudaMallocHost((void **)&s->dyn_h, 4 * sizeof(int64_t));
+    if (e == cudaSuccess) e = cudaMallocHost((void **)&s->ids_h, nb * 4);
+    /* the caches start as zeros so that no step ever reads uninitialized memory */
+    if (e == cudaSuccess) e = cudaMemset(s->kc, 0, kv);
+    if (e == cudaSuccess) e = cudaMemset(s->vc, 0, kv);
+    if (e == cudaSuccess) e = cudaMemset(s->x, 0, nb * s->dim * 4);
+    if (e == cudaSuccess) e = cudaMemset(s->xn, 0, nb * s->dim * 4);
+    if (e == cudaSuccess) e = cudaMemset(s->h, 0, nb * s->ff * 4);
+    if (e == cudaSuccess) e = cudaMemset(s->att, 0, nb * s->q_dim * 4);
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) {
+        st = fail_cuda(e, "allocating the caches and activations", err, cap);
+        m_destroy(s);
+        return st;
+    }
+    *state = s;
+    return UQ_OK;
+}
+
+/* ------------------------------------------------------------ products */
+
+static int same_format(const dmat *a, const dmat *b)
+{
+    return dmat_fmt(a) == dmat_fmt(b) && a->group == b->group && a->dtype == b->dtype && a->cols == b->cols;
+}
+
+static void set_seg(mm_seg *g, const dmat *w, const float *bias, int64_t out_off)
+{
+    memset(g, 0, sizeof *g);
+    g->w = w->w;
+    g->s = w->s;
+    g->b = w->b;
+    g->bias = bias;
+    g->rows = w->rows;
+    g->wpr = w->wpr;
+    g->out_off = out_off;
+    g->scheme = w->scheme;
+    g->group = w->group;
+    g->sdt = w->dtype;
+}
+
+static void base_args(mm_args *a, const dmat *w0, int mode, const float *x, int64_t ldx, int n, float *y,
+                      int64_t ldy)
+{
+    memset(a, 0, sizeof *a);
+    a->fmt = dmat_fmt(w0);
+    a->mode = mode;
+    a->K = w0->cols;
+    a->n = n;
+    a->x = x;
+    a->ldx = ldx;
+    a->y = y;
+    a->ldy = ldy;
+}
+
+/* The GEMM input: x split into 16-bit halves (f16 for f16 weights, else bf16). */
+static cudaError_t gemm_input(mstate *s, const dmat *const *w, const float *x, int64_t ldx, int n, mm_args *a)
+{
+    a->xh = s->sh;
+    a->xl = s->sl;
+    return launch_split(x, ldx, n, w[0]->cols, dmat_fmt(w[0]) == FMT_F16, s->sh, s->sl, s->st);
+}
+
+/* y (+)= x . W^T for one weight, whatever path suits it. */
+static cudaError_t mm_one(mstate *s, const dmat *w, const float *bias, int64_t out_off, int mode, const float *x,
+                          int64_t ldx, int n, float *y, int64_t ldy)
+{
+    mm_args a;
+    base_args(&a, w, mode, x, ldx, n, y, ldy);
+    a.nseg = 1;
+    set_seg(&a.seg[0], w, bias, out_off);
+    if (n >= s->gemm_min && gemm_supported(w)) {
+        cudaError_t e = gemm_input(s, &w, x, ldx, n, &a);
+        return e != cudaSuccess ? e : launch_gemm(&a, s->st);
+    }
+    if (n <= 8 && gemv_supported(w) && gemv_stages_x(w->cols, n)) return launch_gemv(&a, s->st);
+    if (n > 8 && gemv_supported(w) && gemv_stages_x(w->cols, 8)) {
+        /* GEMV kernels in slices of 8 tokens */
+        for (int j = 0; j < n; j += 8) {
+            mm_args b = a;
+            b.n = n - j < 8 ? n - j : 8;
+            b.x = x + (int64_t)j * ldx;
+            b.y = y + (int64_t)j * ldy;
+            cudaError_t e = launch_gemv(&b, s->st);
+            if (e != cudaSuccess) return e;
+        }
+        return cudaSuccess;
+    }
+    return launch_matmul_generic(&a, s->st);
+}
+
+/* Products of the weights w[0..nw) with one input, their outputs side by side. */
+/* Whether mm_fused / mm_swiglu run these weights through one GEMV launch
+ * with x in shared memory, which can fuse the RMSNorm before them. */
+static int gemv_fusable(const mstate *s, const dmat *const *w, int nw, int n)
+{
+    if (n >= s->gemm_min || n > 8) return 0;
+    for (int i = 0; i < nw; i++)
+        if (!same_format(w[i], w[0]) || !gemv_supported(w[i])) return 0;
+    return gemv_stages_x(w[0]->cols, n);
+}
+
+static cudaError_t mm_fused(mstate *s, const dmat *const *w, int nw, const float *const *bias, const int64_t *out_off,
+                            int mode, const float *x, int64_t ldx, int n, float *y, int64_t ldy, const float *norm_w)
+{
+    int same = 1, gemm_ok = 1, gemv_ok = 1;
+    for (int i = 0; i < nw; i++) {
+        same &= same_format(w[i], w[0]);
+        gemm_ok &= gemm_supported(w[i]);
+        gemv_ok &= gemv_supported(w[i]);
+    }
+    gemv_ok = gemv_ok && gemv_stages_x(w[0]->cols, n);
+    const int use_gemm = n >= s->gemm_min;
+    if (same && ((use_gemm && gemm_ok) || (!use_gemm && n <= 8 && gemv_ok))) {
+        mm_args a;
+        base_args(&a, w[0], mode, x, ldx, n, y, ldy);
+        a.nseg = nw;
+        for (int i = 0; i < nw; i++) set_seg(&a.seg[i], w[i], bias ? bias[i] : NULL, out_off ? out_off[i] : 0);
+        if (use_gemm) {
+            cudaError_t e = gemm_input(s, w, x, ldx, n, &a);
+            return e != cudaSuccess ? e : launch_gemm(&a, s->st);
+        }
+        a.norm_w = norm_w;
+        a.norm_eps = s->eps;
+        return launch_gemv(&a, s->st);
+    }
+    for (int i = 0; i < nw; i++) {
+        cudaError_t e = mm_one(s, w[i], bias ? bias[i] : NULL, out_off ? out_off[i] : 0, mode, x, ldx, n, y, ldy);
+        if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
+}
+
+/* h = silu(x . Wg^T) * (x . Wu^T) */
+static cudaError_t mm_swiglu(mstate *s, const dmat *wg, const dmat *wu, const float *x, int n, float *h,
+                             const float *norm_w)
+{
+    if (n < s->gemm_min && n <= 8 && same_format(wg, wu) && gemv_supported(wg) && gemv_stages_x(wg->cols, n)) {
+        mm_args a;
+        base_args(&a, wg, MM_SWIGLU, x, s->dim, n, h, s->ff);
+        a.norm_w = norm_w;
+        a.norm_eps = s->eps;
+        a.nseg = 2;
+        set_seg(&a.seg[0], wg, NULL, 0);
+        set_seg(&a.seg[1], wu, NULL, 0);
+        return launch_gemv(&a, s->st);
+    }
+    const dmat *w[2] = {wg, wu};
+    const int64_t off[2] = {0, s->ff};
+    cudaError_t e = mm_fused(s, w, 2, NULL, off, MM_STORE, x, s->dim, n, s->gu, 2 * s->ff, NULL);
+    return e != cudaSuccess ? e : launch_swiglu(s->gu, n, s->ff, h, s->st);
+}
+
+/* ------------------------------------------------------------ forward */
+
+static cudaError_t run_layer(mstate *s, int64_t l, int n)
+{
+    const dlayer *L = &s->L[l];
+    cudaError_t e;
+    const dmat *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    const float *qkv_bias[3] = {L->bq, L->bk, L->bv};
+    const int64_t qkv_off[3] = {0, s->q_dim, s->q_dim + s->kv_dim};
+    if (gemv_fusable(s, qkv, 3, n)) {
+        /* RMSNorm inside the GEMV */
+        e = mm_fused(s, qkv, 3, qkv_bias, qkv_off, MM_STORE, s->x, s->dim, n, s->qkv, s->ldq, L->attn_norm);
+    } else {
+        e = launch_rmsnorm(s->x, L->attn_norm, s->xn, n, s->dim, s->eps, s->st);
+        if (e == cudaSuccess)
+            e = mm_fused(s, qkv, 3, qkv_bias, qkv_off, MM_STORE, s->xn, s->dim, n, s->qkv, s->ldq, NULL);
+    }
+    if (e != cudaSuccess) return e;
+    attn_args aa;
+    aa.qkv = s->qkv;
+    aa.ldq = s->ldq;
+    aa.kc = s->kc + l * s->n_ctx * s->kv_dim;
+    aa.vc = s->vc + l * s->n_ctx * s->kv_dim;
+    aa.seq_stride = s->seq_stride;
+    aa.rope_cos = s->rope_cos;
+    aa.rope_sin = s->rope_sin;
+    aa.dyn = s->dyn_d;
+    aa.out = s->att;
+    aa.n = n;
+    aa.n_heads = (int)s->nh;
+    aa.n_kv = (int)s->nkv;
+    aa.head_dim = (int)s->hd;
+    aa.kv_dim = s->kv_dim;
+    aa.q_dim = s->q_dim;
+    /* decode splits positions over at most 32 blocks of 64 or more; the
+     * scratch holds the partial results of 8 tokens, so longer steps that
+     * take this kernel (head sizes the prefill kernel lacks) use one block */
+    aa.split_len = n > 8 ? s->n_ctx : (s->n_ctx + 31) / 32 < 64 ? 64 : (s->n_ctx + 31) / 32;
+    aa.scratch = s->att_scratch;
+    aa.counters = s->att_counters;
+    if ((e = launch_rope_store(&aa, s->st)) != cudaSuccess) return e;
+    if ((e = launch_attention(&aa, n >= s->gemm_min, s->st)) != cudaSuccess) return e;
+    if ((e = mm_one(s, &L->wo, L->bo, 0, MM_ADD, s->att, s->q_dim, n, s->x, s->dim)) != cudaSuccess) return e;
+    const dmat *gu[2] = {&L->wg, &L->wu};
+    if (gemv_fusable(s, gu, 2, n)) {
+        e = mm_swiglu(s, &L->wg, &L->wu, s->x, n, s->h, L->ffn_norm);
+    } else {
+        e = launch_rmsnorm(s->x, L->ffn_norm, s->xn, n, s->dim, s->eps, s->st);
+        if (e == cudaSuccess) e = mm_swiglu(s, &L->wg, &L->wu, s->xn, n, s->h, NULL);
+    }
+    if (e != cudaSuccess) return e;
+    return mm_one(s, &L->wd, NULL, 0, MM_ADD, s->h, s->ff, n, s->x, s->dim);
+}
+
+/* Everything of one step of n tokens; the logits (and their argmax) of the
+ * last rows_out tokens when rows_out > 0. */
+static cudaError_t run_step(mstate *s, int n, int rows_out)
+{
+    cudaError_t e = launch_embed(s->ids_d, n, &s->embed, s->x, s->st);
+    for (int64_t l = 0; l < s->nl && e == cudaSuccess; l++) e = run_layer(s, l, n);
+    if (e != cudaSuccess || rows_out <= 0) return e;
+    const float *xl = s->x + (int64_t)(n - rows_out) * s->dim;
+    const dmat *hw = &s->head;
+    if (gemv_fusable(s, &hw, 1, rows_out)) {
+        e = mm_fused(s, &hw, 1, NULL, NULL, MM_STORE, xl, s->dim, rows_out, s->logits, s->vocab, s->final_norm);
+    } else {
+        e = launch_rmsnorm(xl, s->final_norm, s->xn, rows_out, s->dim, s->eps, s->st);
+        if (e == cudaSuccess) e = mm_one(s, &s->head, NULL, 0, MM_STORE, s->xn, s->dim, rows_out, s->logits, s->vocab);
+    }
+    if (e == cudaSuccess) e = launch_argmax(s->logits, rows_out, s->vocab, s->amax_d, s->st);
+    return e;
+}
+
+/* A single-token step through a graph captured on first use. */
+static cudaError_t run_step_graph(mstate *s, int rows_out)
+{
+    const int gi = rows_out > 0;
+    if (s->graph_state[gi] == 0) {
+        cudaGraph_t g = NULL;
+        cudaError_t e = cudaStreamBeginCapture(s->st, cudaStreamCaptureModeThreadLocal);
+        if (e != cudaSuccess) return e;
+        cudaError_t le = run_step(s, 1, rows_out);
+        e = cudaStreamEndCapture(s->st, &g);
+        if (le == cudaSuccess && e == cudaSuccess) e = cudaGraphInstantiate(&s->graph[gi], g, 0);
+        if (g) cudaGraphDestroy(g);
+        if (le != cudaSuccess) return le;
+        if (e != cudaSuccess) {
+            /* run without graphs from now on */
+            cudaGetLastError();
+            s->graph_state[gi] = -1;
+            return run_step(s, 1, rows_out);
+        }
+        s->graph_state[gi] = 1;
+    }
+    if (s->graph_state[gi] < 0) return run_step(s, 1, rows_out);
+    return cudaGraphLaunch(s->graph[gi], s->st);
+}
+
+static int m_forward(void *state, int seq, const int32_t *ids, int64_t n, int64_t pos, float *logits, int all_logits,
+                     int32_t *argmax, char *err, size_t cap)
+{
+    mstate *s = (mstate *)state;
+    if (seq < 0 || seq >= s->n_seq || pos < 0 || n < 0 || pos + n > s->n_ctx) {
+        snprintf(err, cap, "tokens [%lld, %lld) of sequence %d do not fit the context (%lld positions, %d sequences)",
+                 (long long)pos, (long long)(pos + n), seq, (long long)s->n_ctx, s->n_seq);
+        return UQ_ERR_ARG;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= s->vocab) {
+            snprintf(err, cap, "token id %d is outside the vocabulary (%lld)", ids[i], (long long)s->vocab);
+            return UQ_ERR_ARG;
+        }
+    CK(cudaSetDevice(device_index()), "selecting the device");
+    for (int64_t off = 0; off < n; off += s->nb) {
+        const int m = (int)(n - off < s->nb ? n - off : s->nb);
+        const int last = off + m == n;
+        const int want = (logits || argmax) && (all_logits || last);
+        const int rows_out = want ? (all_logits ? m : 1) : 0;
+        s->dyn_h[0] = pos + off;
+        s->dyn_h[1] = seq;
+        memcpy(s->ids_h, ids + off, (size_t)m * sizeof(int32_t));
+        CK(cudaMemcpyAsync(s->dyn_d, s->dyn_h, 2 * sizeof(int64_t), cudaMemcpyHostToDevice, s->st), "copying to the GPU");
+        CK(cudaMemcpyAsync(s->ids_d, s->ids_h, (size_t)m * 4, cudaMemcpyHostToDevice, s->st), "copying to the GPU");
+        if (m == 1 && s->use_graphs)
+            CK(run_step_graph(s, rows_out), "running the forward pass");
+        else
+            CK(run_step(s, m, rows_out), "running the forward pass");
+        if (rows_out > 0 && logits)
+            CK(cudaMemcpyAsync(logits + (all_logits ? off * s->vocab : 0), s->logits,
+                               (size_t)rows_out * (size_t)s->vocab * sizeof(float), cudaMemcpyDeviceToHost, s->st),
+               "copying the logits");
+        if (rows_out > 0 && argmax)
+            CK(cudaMemcpyAsync(argmax + (all_logits ? off : 0), s->amax_d, (size_t)rows_out * sizeof(int32_t),
+                               cudaMemcpyDeviceToHost, s->st),
+               "copying the tokens");
+        CK(cudaStreamSynchronize(s->st), "running the forward pass");
+    }
+    return UQ_OK;
+}
+
+static int m_set_option(void *state, const char *key, int64_t value)
+{
+    mstate *s = (mstate *)state;
+    if (strcmp(key, "graphs") == 0) {
+        s->use_graphs = value != 0;
+        return UQ_OK;
+    }
+    if (strcmp(key, "pdl") == 0) {
+        uq_cuda_pdl = value != 0;
+        for (int i = 0; i < 2; i++) {
+            if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
+            s->graph_state[i] = 0;
+        }
+        return UQ_OK;
+    }
+    if (strcmp(key, "gemm_min_tokens") == 0 && value >= 1) {
+        s->gemm_min = (int)value;
+        for (int i = 0; i < 2; i++) {
+            if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
+            s->graph_state[i] = 0;
+        }
+        return UQ_OK;
+    }
+    return UQ_ERR_ARG;
+}
+
+static int m_quantize(int scheme, int bits, int group_size, int scale_dtype, int src_dtype, const void *src,
+                      int64_t rows, int64_t cols, void *packed, void *scales, void *biases, int *fallback, char *err,
+                      size_t cap)
+{
+    CK(cudaSetDevice(device_index()), "selecting the device");
+    return quantize_device(scheme, bits, group_size, scale_dtype, src_dtype, src, rows, cols, packed, scales, biases,
+                           fallback, err, cap);
+}
+
+static int m_bench_gemv(int64_t rows, int64_t cols, int bits, int group, int batch, int variant, double *out,
+                        char *err, size_t cap)
+{
+    CK(cudaSetDevice(device_index()), "selecting the device");
+    if (bits < 1 || bits > 8 || group % 32 != 0 || cols % group != 0 || batch < 1 || batch > 8) {
+        snprintf(err, cap, "unsupported GEMV benchmark shape");
+        return UQ_ERR_ARG;
+    }
+    if (variant >= 6 || (variant >= 0 && (bits != 4 || batch != 1))) {
+        snprintf(err, cap, "no GEMV variant %d for %d bits, batch %d", variant, bits, batch);
+        return UQ_ERR_ARG;
+    }
+    return bench_gemv(rows, cols, bits, group, batch, variant, out, err, cap);
+}
+
+static const uq_cuda_api api_table = {
+    UQ_CUDA_ABI_VERSION, m_probe,   m_device_name, m_memory,    m_create,
+    m_destroy,           m_forward, m_quantize,    m_set_option, m_bench_gemv,
+};
+
+extern "C" __attribute__((visibility("default"))) const uq_cuda_api *uq_cuda_module_v1(void) { return &api_table; }
