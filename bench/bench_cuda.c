@@ -106,36 +106,6 @@ static void *gen_thread(void *arg)
     return NULL;
 }
 
-static void write_config(const char *dir, const uq_model_config *c)
-{
-    json_t *o = json_object();
-    json_t *arch = json_array();
-    json_array_append_new(arch, json_string("LlamaForCausalLM"));
-    json_object_set_new(o, "architectures", arch);
-    json_object_set_new(o, "model_type", json_string("llama"));
-    json_object_set_new(o, "hidden_size", json_integer(c->hidden_size));
-    json_object_set_new(o, "intermediate_size", json_integer(c->intermediate_size));
-    json_object_set_new(o, "num_hidden_layers", json_integer(c->num_layers));
-    json_object_set_new(o, "num_attention_heads", json_integer(c->num_heads));
-    json_object_set_new(o, "num_key_value_heads", json_integer(c->num_kv_heads));
-    json_object_set_new(o, "head_dim", json_integer(c->head_dim));
-    json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
-    json_object_set_new(o, "max_position_embeddings", json_integer(c->max_position_embeddings));
-    json_object_set_new(o, "rms_norm_eps", json_real(c->rms_norm_eps));
-    json_object_set_new(o, "rope_theta", json_real(c->rope_theta));
-    json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
-    json_object_set_new(o, "bos_token_id", json_integer(1));
-    json_object_set_new(o, "eos_token_id", json_integer(2));
-    json_object_set_new(o, "torch_dtype", json_string("bfloat16"));
-    char p[4096];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    if (json_dump_file(o, p, JSON_INDENT(2)) != 0) {
-        fprintf(stderr, "bench_cuda: cannot write %s\n", p);
-        exit(1);
-    }
-    json_decref(o);
-}
-
 /* The model of config c in bf16, written by one thread per CPU. */
 static void make_model(const char *dir, const uq_model_config *c)
 {
@@ -182,7 +152,10 @@ static void make_model(const char *dir, const uq_model_config *c)
     uq_st_writer_free(j.w);
     pthread_mutex_destroy(&j.lock);
     free(sp);
-    write_config(dir, c);
+    if (uq_synthetic_write_config(dir, c, UQ_BF16) != UQ_OK) {
+        fprintf(stderr, "bench_cuda: %s\n", uq_last_error());
+        exit(1);
+    }
 }
 
 static int exists(const char *p)

@@ -90,7 +90,7 @@ static int list_tensors(const uq_model_config *c, spec *out)
     return n;
 }
 
-static uq_status write_config(const char *dir, const uq_model_config *c, uq_dtype dtype)
+uq_status uq_synthetic_write_config(const char *dir, const uq_model_config *c, uq_dtype dtype)
 {
     json_t *o = json_object();
     json_t *arch = json_array();
@@ -147,7 +147,7 @@ uq_status uq_make_synthetic_model(const char *dir, const uq_model_config *c, uq_
         }
     }
     if (st == UQ_OK) st = uq_st_writer_finish(w);
-    if (st == UQ_OK) st = write_config(dir, c, dtype);
+    if (st == UQ_OK) st = uq_synthetic_write_config(dir, c, dtype);
     free(f);
     free(buf);
     free(specs);

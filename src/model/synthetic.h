@@ -15,6 +15,9 @@
  * deterministic for a seed. */
 uq_status uq_make_synthetic_model(const char *dir, const uq_model_config *c, uq_dtype dtype, uint64_t seed);
 
+/* Writes dir/config.json for the shape in c with weights of dtype. */
+uq_status uq_synthetic_write_config(const char *dir, const uq_model_config *c, uq_dtype dtype);
+
 /* A Llama config with the given shape and sane defaults for the rest. */
 uq_model_config uq_synthetic_config(int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads,
                                     int64_t kv_heads, int64_t vocab, int tied);
