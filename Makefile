@@ -45,7 +45,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@scripts/install-deps.sh --fuzz
 	@CC=clang cmake -S . -B $(BUILD)-fuzz -DUQ_FUZZ=ON -DUQ_BUILD_TESTS=OFF -DUQ_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD)-fuzz -j $(JOBS)
+	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzzers
 	scripts/run-fuzz.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
 
 bench: deps build
