@@ -64,33 +64,6 @@ static void test_available(void **st)
     }
 }
 
-/* ------------------------------------------------------------ helpers */
-
-static size_t ref_ids(int32_t *out, size_t cap)
-{
-    char p[4096];
-    json_error_t e;
-    json_t *root = json_load_file(tu_shared_path("refs/bench-28m.json", p, sizeof p), 0, &e);
-    assert_non_null(root);
-    json_t *a = json_object_get(root, "input_ids");
-    assert_true(json_is_array(a));
-    size_t n = json_array_size(a);
-    assert_true(n <= cap);
-    for (size_t i = 0; i < n; i++) out[i] = (int32_t)json_integer_value(json_array_get(a, i));
-    json_decref(root);
-    return n;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates */
-    }
-    return m;
-}
-
 /* Mean over rows of KL(softmax(ref) || softmax(x)). */
 static double mean_kl(const float *ref, const float *x, size_t rows, int64_t vocab)
 {
@@ -157,7 +130,7 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
     for (size_t i = 0; i < nv; i++) lg[i] = ld[i] = NAN;
     assert_int_equal(uq_forward(ref, ids, n, lr), UQ_OK);
     assert_int_equal(uq_forward(gpu, ids, n, lg), UQ_OK);
-    double d = max_abs_diff(lr, lg, nv), kl = mean_kl(lr, lg, n, vocab);
+    double d = tu_max_abs_diff(lr, lg, nv), kl = mean_kl(lr, lg, n, vocab);
     print_message("%-14s prefill: max |cuda - cpu-ref| = %.3g, mean KL = %.3g\n", label, d, kl);
     assert_true(d < tol_abs);
     assert_true(kl < tol_kl);
@@ -171,7 +144,7 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
         off += k;
     }
     assert_int_equal(uq_context_pos(gpu, 0), (int64_t)n);
-    double dd = max_abs_diff(lr, ld, nv), kd = mean_kl(lr, ld, n, vocab), dp = max_abs_diff(lg, ld, nv);
+    double dd = tu_max_abs_diff(lr, ld, nv), kd = mean_kl(lr, ld, n, vocab), dp = tu_max_abs_diff(lg, ld, nv);
     print_message("%-14s decode:  max |cuda - cpu-ref| = %.3g, mean KL = %.3g, max |decode - prefill| = %.3g\n", label,
                   dd, kd, dp);
     assert_true(dd < tol_abs);
@@ -201,7 +174,7 @@ static void test_bench28m_schemes(void **st)
     if (!have_cuda()) skip();
     if (!tu_shared_has("models/bench-28m/model.safetensors") || !tu_shared_has("refs/bench-28m.json")) skip();
     int32_t ids[64];
-    size_t n = ref_ids(ids, 64);
+    size_t n = tu_ref_ids("refs/bench-28m.json", "input_ids", ids, 64);
     char src[4096], dir[4096];
     tu_shared_path("models/bench-28m", src, sizeof src);
     compare_model(src, "bf16", ids, n, 1e-2, 1e-5);
@@ -267,7 +240,7 @@ static void test_sequences(void **st)
     uq_context_reset(c, 0);
     /* sequence 0 again, token by token, with sequence 1 untouched in between */
     for (int i = 0; i < 12; i++) assert_int_equal(uq_forward_seq(c, 0, &a[i], 1, la2, 0), UQ_OK);
-    assert_true(max_abs_diff(la, la2, (size_t)vocab) < 1e-2);
+    assert_true(tu_max_abs_diff(la, la2, (size_t)vocab) < 1e-2);
     int32_t next = 306;
     assert_int_equal(uq_forward_seq(c, 1, &next, 1, la2, 0), UQ_OK);
     assert_int_equal(uq_context_pos(c, 1), 8);
@@ -276,7 +249,7 @@ static void test_sequences(void **st)
     c = make_context(m, "cuda", 64, 1);
     int32_t b2[8] = {1, 300, 301, 302, 303, 304, 305, 306};
     assert_int_equal(uq_forward_last(c, b2, 8, lb), UQ_OK);
-    assert_true(max_abs_diff(la2, lb, (size_t)vocab) < 1e-2);
+    assert_true(tu_max_abs_diff(la2, lb, (size_t)vocab) < 1e-2);
     free(la);
     free(lb);
     free(la2);

@@ -52,7 +52,7 @@ static void test_protocol_arithmetic(void **state)
 {
     (void)state;
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/models/stories260K", getenv("UQ_SOURCE_DIR"));
+    tu_bundled_model(dir, sizeof dir);
     loaded l;
     load(dir, 64, &l);
     size_t n;
@@ -125,7 +125,7 @@ static void test_quantized_divergence(void **state)
 {
     (void)state;
     char src[1024], dst[1024], scratch[1024];
-    snprintf(src, sizeof src, "%s/models/stories260K", getenv("UQ_SOURCE_DIR"));
+    tu_bundled_model(src, sizeof src);
     tu_scratch_dir("eval", scratch, sizeof scratch);
     loaded ref;
     load(src, 64, &ref);

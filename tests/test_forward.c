@@ -10,22 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads an int array field of a refs JSON file. */
-static size_t ref_ids(const char *json_rel, const char *field, int32_t *out, size_t cap)
-{
-    char p[4096];
-    json_error_t e;
-    json_t *root = json_load_file(tu_shared_path(json_rel, p, sizeof p), 0, &e);
-    assert_non_null(root);
-    json_t *a = json_object_get(root, field);
-    assert_true(json_is_array(a));
-    size_t n = json_array_size(a);
-    assert_true(n <= cap);
-    for (size_t i = 0; i < n; i++) out[i] = (int32_t)json_integer_value(json_array_get(a, i));
-    json_decref(root);
-    return n;
-}
-
 static float *ref_logits(const char *rel, size_t n)
 {
     char p[4096];
@@ -35,28 +19,11 @@ static float *ref_logits(const char *rel, size_t n)
     return f;
 }
 
-static const char *stories(char *buf, size_t cap)
-{
-    const char *src = getenv("UQ_SOURCE_DIR");
-    snprintf(buf, cap, "%s/models/stories260K", src && *src ? src : ".");
-    return buf;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates */
-    }
-    return m;
-}
-
 static void check_logits(const char *model_dir, const char *json_rel, const char *logits_rel, double tol,
                          int n_threads)
 {
     int32_t ids[64];
-    size_t n = ref_ids(json_rel, "input_ids", ids, 64);
+    size_t n = tu_ref_ids(json_rel, "input_ids", ids, 64);
     uq_model *m;
     assert_int_equal(uq_model_open(model_dir, &m), UQ_OK);
     uq_context_params cp;
@@ -69,7 +36,7 @@ static void check_logits(const char *model_dir, const char *json_rel, const char
     float *logits = malloc(n * (size_t)vocab * sizeof(float));
     assert_int_equal(uq_forward(c, ids, n, logits), UQ_OK);
     float *ref = ref_logits(logits_rel, n * (size_t)vocab);
-    double d = max_abs_diff(logits, ref, n * (size_t)vocab);
+    double d = tu_max_abs_diff(logits, ref, n * (size_t)vocab);
     print_message("%s: max |logit - reference| = %.3g over %zu x %lld (threads %d)\n", model_dir, d, n,
                   (long long)vocab, n_threads);
     assert_true(d < tol);
@@ -80,7 +47,7 @@ static void check_logits(const char *model_dir, const char *json_rel, const char
     double worst = 0;
     for (size_t t = 0; t < n; t++) {
         assert_int_equal(uq_forward(c, &ids[t], 1, one), UQ_OK);
-        double dd = max_abs_diff(one, ref + t * (size_t)vocab, (size_t)vocab);
+        double dd = tu_max_abs_diff(one, ref + t * (size_t)vocab, (size_t)vocab);
         if (dd > worst) worst = dd;
     }
     assert_true(worst < tol);
@@ -97,7 +64,7 @@ static void test_stories_logits(void **state)
     (void)state;
     char p[1024];
     if (!tu_shared_has("refs/stories260K-logits.f32")) skip();
-    check_logits(stories(p, sizeof p), "refs/stories260K.json", "refs/stories260K-logits.f32", 1e-3, 1);
+    check_logits(tu_bundled_model(p, sizeof p), "refs/stories260K.json", "refs/stories260K-logits.f32", 1e-3, 1);
     check_logits(p, "refs/stories260K.json", "refs/stories260K-logits.f32", 1e-3, 3);
 }
 
@@ -116,9 +83,9 @@ static void test_greedy(void **state)
     char p[1024];
     if (!tu_shared_has("refs/stories260K.json")) skip();
     int32_t want[128];
-    size_t n_want = ref_ids("refs/stories260K.json", "greedy_from_bos", want, 128);
+    size_t n_want = tu_ref_ids("refs/stories260K.json", "greedy_from_bos", want, 128);
     uq_model *m;
-    assert_int_equal(uq_model_open(stories(p, sizeof p), &m), UQ_OK);
+    assert_int_equal(uq_model_open(tu_bundled_model(p, sizeof p), &m), UQ_OK);
     uq_context *c;
     assert_int_equal(uq_context_create(m, NULL, &c), UQ_OK);
     int32_t out[128];
@@ -136,7 +103,7 @@ static void test_sequences(void **state)
     (void)state;
     char p[1024];
     uq_model *m;
-    assert_int_equal(uq_model_open(stories(p, sizeof p), &m), UQ_OK);
+    assert_int_equal(uq_model_open(tu_bundled_model(p, sizeof p), &m), UQ_OK);
     uq_context_params cp;
     uq_context_params_init(&cp);
     cp.n_seq = 2;
@@ -170,10 +137,10 @@ static void test_quantized_forward(void **state)
 {
     (void)state;
     char src[1024], dst[1024], scratch[1024];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     tu_scratch_dir("forward", scratch, sizeof scratch);
     int32_t ids[15];
-    size_t n = ref_ids("refs/stories260K.json", "input_ids", ids, 15);
+    size_t n = tu_ref_ids("refs/stories260K.json", "input_ids", ids, 15);
     float *ref = ref_logits("refs/stories260K-logits.f32", n * 512);
     static const struct {
         uq_scheme scheme;
@@ -196,7 +163,7 @@ static void test_quantized_forward(void **state)
         assert_int_equal(uq_context_create(m, NULL, &c), UQ_OK);
         float *logits = malloc(n * 512 * sizeof(float));
         assert_int_equal(uq_forward(c, ids, n, logits), UQ_OK);
-        double d = max_abs_diff(logits, ref, n * 512);
+        double d = tu_max_abs_diff(logits, ref, n * 512);
         print_message("%s %d-bit g%d: max |logit - float reference| = %.3g\n",
                       qc.scheme == UQ_SCHEME_AFFINE ? "affine" : "symmetric", qc.bits, qc.group_size, d);
         assert_true(d < cases[i].tol);
@@ -279,7 +246,7 @@ static void test_biases(void **state)
 {
     (void)state;
     char scratch[1024], src[1024];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     tu_scratch_dir("forward-bias", scratch, sizeof scratch);
     uq_model *m;
     assert_int_equal(uq_model_open(src, &m), UQ_OK);
@@ -327,7 +294,7 @@ static void test_biases(void **state)
     float l1[4 * 512], l2[4 * 512];
     assert_int_equal(uq_forward(c1, ids, 4, l1), UQ_OK);
     assert_int_equal(uq_forward(c2, ids, 4, l2), UQ_OK);
-    assert_true(max_abs_diff(l1, l2, 4 * 512) > 1e-3); /* the o_proj bias of layer 2 acts */
+    assert_true(tu_max_abs_diff(l1, l2, 4 * 512) > 1e-3); /* the o_proj bias of layer 2 acts */
     uq_context_free(c1);
     uq_context_free(c2);
     uq_model_close(b);

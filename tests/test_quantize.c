@@ -24,13 +24,6 @@ static const char *spath(const char *name, char *buf, size_t cap)
     return buf;
 }
 
-static const char *stories(char *buf, size_t cap)
-{
-    const char *src = getenv("UQ_SOURCE_DIR");
-    snprintf(buf, cap, "%s/models/stories260K", src && *src ? src : ".");
-    return buf;
-}
-
 /* Every quantized weight of dst dequantizes exactly as quantizing the source
  * tensor in memory does, and within MLX's error bound of the source. */
 static void check_against_source(const char *src_dir, const char *dst_dir, int expect_quantized)
@@ -133,7 +126,7 @@ static void test_stories_default(void **state)
 {
     (void)state;
     char src[1024], dst[1024];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     spath("s4", dst, sizeof dst);
     uq_quant_config c;
     uq_quant_config_init(&c);
@@ -190,7 +183,7 @@ static void test_every_width(void **state)
 {
     (void)state;
     char src[1024], dst[1024];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     for (int bits = 1; bits <= 8; bits++) {
         for (int g = 32; g <= 64; g += 32) {
             uq_quant_config c;
@@ -213,7 +206,7 @@ static void test_symmetric(void **state)
 {
     (void)state;
     char src[1024], dst[1024];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     uq_quant_config c;
     uq_quant_config_init(&c);
     c.scheme = UQ_SCHEME_SYMMETRIC;
@@ -250,7 +243,7 @@ static void test_mixed(void **state)
 {
     (void)state;
     char src[1024], dst[1024];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     uq_quant_config c;
     uq_quant_config_init(&c);
     c.bits = 4;
@@ -337,7 +330,7 @@ static void test_shards_threads(void **state)
 {
     (void)state;
     char src[1024], a[1024], b[1024];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     uq_quant_config c;
     uq_quant_config_init(&c);
     c.n_threads = 1;
@@ -392,7 +385,7 @@ static void test_bad_inputs(void **state)
 {
     (void)state;
     char src[1024], dst[1024], p[2048];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     uq_quant_config c;
     uq_quant_config_init(&c);
     /* NaN in a weight: error naming the tensor, no output */
@@ -451,7 +444,7 @@ static void test_cancel(void **state)
 {
     (void)state;
     char src[1024], dst[1024];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     uq_quant_config c;
     uq_quant_config_init(&c);
     int calls = 0;
@@ -469,7 +462,7 @@ static void test_bad_quantized(void **state)
 {
     (void)state;
     char src[1024], dst[1024], p[2048];
-    stories(src, sizeof src);
+    tu_bundled_model(src, sizeof src);
     uq_quant_config c;
     uq_quant_config_init(&c);
     spath("tamper", dst, sizeof dst);

@@ -6,6 +6,8 @@
 #include <math.h>
 #include <sys/wait.h>
 
+#include <jansson.h>
+
 const char *tu_shared_dir(void)
 {
     const char *d = getenv("UQ_SHARED_DIR");
@@ -86,4 +88,36 @@ float tu_rand_normal(uint64_t *s)
     double u1 = ((tu_rand_u64(s) >> 11) + 1.0) * 0x1p-53;
     double u2 = (tu_rand_u64(s) >> 11) * 0x1p-53;
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+const char *tu_bundled_model(char *buf, size_t cap)
+{
+    const char *src = getenv("UQ_SOURCE_DIR");
+    snprintf(buf, cap, "%s/models/stories260K", src && *src ? src : ".");
+    return buf;
+}
+
+size_t tu_ref_ids(const char *json_rel, const char *field, int32_t *out, size_t cap)
+{
+    char p[4096];
+    json_error_t e;
+    json_t *root = json_load_file(tu_shared_path(json_rel, p, sizeof p), 0, &e);
+    assert_non_null(root);
+    json_t *a = json_object_get(root, field);
+    assert_true(json_is_array(a));
+    size_t n = json_array_size(a);
+    assert_true(n <= cap);
+    for (size_t i = 0; i < n; i++) out[i] = (int32_t)json_integer_value(json_array_get(a, i));
+    json_decref(root);
+    return n;
+}
+
+double tu_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates */
+    }
+    return m;
 }

@@ -16,6 +16,13 @@ const char *tu_shared_dir(void);
 const char *tu_shared_path(const char *rel, char *buf, size_t cap);
 /* A fresh, empty scratch folder for this test under $UQ_TMPDIR (or /tmp). */
 const char *tu_scratch_dir(const char *name, char *buf, size_t cap);
+/* The bundled demo model, models/stories260K under $UQ_SOURCE_DIR (or "."). */
+const char *tu_bundled_model(char *buf, size_t cap);
+/* Reads the integer array `field` of a JSON file under the shared folder
+ * (refs/...): at most cap values into out; returns how many. */
+size_t tu_ref_ids(const char *json_rel, const char *field, int32_t *out, size_t cap);
+/* Largest |a[i] - b[i]|; NaN if either holds one. */
+double tu_max_abs_diff(const float *a, const float *b, size_t n);
 /* Whether the shared folder holds rel; tests skip() when it does not. */
 int tu_shared_has(const char *rel);
 /* Writes bytes to a file; fails the test on error. */

@@ -46,7 +46,7 @@ int32_t uq_sample(float *logits, int64_t vocab, const uq_sampler_params *p, uint
 {
     if (!p || p->temperature <= 0.0f) return argmax(logits, vocab);
     for (int64_t i = 0; i < vocab; i++) logits[i] /= p->temperature;
-    uq_softmax(logits, vocab);
+    uq_softmax_f32(logits, vocab);
     double r = (double)(rng_next(rng) >> 11) * 0x1p-53;
     int restrict_set = (p->top_k > 0 && p->top_k < vocab) || (p->top_p > 0.0f && p->top_p < 1.0f);
     if (!restrict_set) {

@@ -55,16 +55,3 @@ void uq_rope_apply(float *v, int64_t n_heads, int64_t head_dim, const float *c, 
         }
     }
 }
-
-void uq_softmax(float *x, int64_t n)
-{
-    float m = x[0];
-    for (int64_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = expf(x[i] - m);
-        sum += x[i];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
-}

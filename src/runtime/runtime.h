@@ -37,6 +37,5 @@ struct uq_context {
 void uq_rmsnorm(float *out, const float *x, const float *w, int64_t n, double eps);
 void uq_rope_tables(const uq_model_config *c, int64_t n_ctx, float *cos_t, float *sin_t);
 void uq_rope_apply(float *v, int64_t n_heads, int64_t head_dim, const float *cos_row, const float *sin_row);
-void uq_softmax(float *x, int64_t n);
 
 #endif
