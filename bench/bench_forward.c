@@ -4,7 +4,10 @@
  * thread count used. Prints a table, or JSON with --json.
  *
  *   bench_forward [--threads N] [--backend B] [--model DIR] [--scratch DIR]
- *                 [--decode N] [--repeat N] [--bits LIST] [--json] */
+ *                 [--decode N] [--repeat N] [--bits LIST] [--phase both|prefill|decode] [--json]
+ *
+ * --phase runs one of the two measurements only (for profilers); the other
+ * column then reads 0. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,8 @@ typedef struct result {
     char label[32];
     double prefill_tps, decode_tps;
 } result;
+
+static int phase_prefill = 1, phase_decode = 1;
 
 static int measure(const char *dir, const char *backend, int threads, int n_decode, int repeat, result *r)
 {
@@ -49,11 +54,15 @@ static int measure(const char *dir, const char *backend, int threads, int n_deco
     }
     double best_prefill = 1e30, best_decode = 1e30;
     for (int k = 0; k < repeat; k++) {
-        uq_context_reset(c, -1);
-        double t0 = now();
-        if (uq_forward_last(c, ids, 512, logits) != UQ_OK) return 1;
-        double t1 = now();
-        if (t1 - t0 < best_prefill) best_prefill = t1 - t0;
+        double t0, t1;
+        if (phase_prefill) {
+            uq_context_reset(c, -1);
+            t0 = now();
+            if (uq_forward_last(c, ids, 512, logits) != UQ_OK) return 1;
+            t1 = now();
+            if (t1 - t0 < best_prefill) best_prefill = t1 - t0;
+        }
+        if (!phase_decode) continue;
         uq_context_reset(c, -1);
         int32_t tok = ids[0];
         t0 = now();
@@ -64,8 +73,8 @@ static int measure(const char *dir, const char *backend, int threads, int n_deco
         t1 = now();
         if (t1 - t0 < best_decode) best_decode = t1 - t0;
     }
-    r->prefill_tps = 512.0 / best_prefill;
-    r->decode_tps = n_decode / best_decode;
+    r->prefill_tps = phase_prefill ? 512.0 / best_prefill : 0;
+    r->decode_tps = phase_decode ? n_decode / best_decode : 0;
     free(logits);
     uq_context_free(c);
     uq_model_close(m);
@@ -88,10 +97,14 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--decode") && v) n_decode = atoi(argv[++i]);
         else if (!strcmp(a, "--repeat") && v) repeat = atoi(argv[++i]);
         else if (!strcmp(a, "--bits") && v) bits_list = argv[++i];
-        else if (!strcmp(a, "--json")) json_out = 1;
+        else if (!strcmp(a, "--phase") && v) {
+            const char *ph = argv[++i];
+            phase_prefill = strcmp(ph, "decode") != 0;
+            phase_decode = strcmp(ph, "prefill") != 0;
+        } else if (!strcmp(a, "--json")) json_out = 1;
         else {
             fprintf(stderr, "usage: bench_forward [--threads N] [--backend B] [--model DIR] [--scratch DIR]"
-                            " [--decode N] [--repeat N] [--bits 16,8,4] [--json]\n");
+                            " [--decode N] [--repeat N] [--bits 16,8,4] [--phase both|prefill|decode] [--json]\n");
             return 2;
         }
     }

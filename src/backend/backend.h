@@ -8,6 +8,8 @@
 #include "uquant.h"
 
 typedef struct uq_backend uq_backend;
+
+#define UQ_MATMUL_MAX 4
 struct uq_context;
 struct uq_qparams;
 
@@ -30,6 +32,11 @@ typedef struct uq_backend_ops {
     /* y[n, w->rows] = x[n, w->cols] . W^T for any weight the caps cover.
      * Rows are independent tasks, so results do not depend on threads. */
     void (*matmul)(uq_backend *b, const uq_weight *w, const float *x, int64_t n, float *y);
+    /* Optional: count (<= UQ_MATMUL_MAX) weights of the same width on the
+     * same input, y[i] as matmul's for w[i] (q/k/v, gate/up): one pass over
+     * the threads and the input prepared once. Same results as count calls
+     * of matmul. NULL: the caller loops over matmul. */
+    void (*matmul_n)(uq_backend *b, const uq_weight *const *w, int count, const float *x, int64_t n, float *const *y);
 
     /* Device backends run the whole forward pass themselves, with weights
      * and KV caches resident on the device (NULL for host backends, whose

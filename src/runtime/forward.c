@@ -24,12 +24,33 @@ static void embed_row(const uq_context *c, int32_t id, float *out)
     }
 }
 
-static void matmul(uq_context *c, const uq_weight *w, const float *x, int64_t n, float *y, const float *bias)
+static void add_bias(const uq_weight *w, int64_t n, float *y, const float *bias)
 {
-    c->backend.ops->matmul(&c->backend, w, x, n, y);
     if (bias)
         for (int64_t t = 0; t < n; t++)
             for (int64_t i = 0; i < w->rows; i++) y[t * w->rows + i] += bias[i];
+}
+
+static void matmul(uq_context *c, const uq_weight *w, const float *x, int64_t n, float *y, const float *bias)
+{
+    c->backend.ops->matmul(&c->backend, w, x, n, y);
+    add_bias(w, n, y, bias);
+}
+
+/* Products of up to three weights with the same input (q/k/v, gate/up). */
+static void matmul3(uq_context *c, const uq_weight *w0, const uq_weight *w1, const uq_weight *w2, const float *x,
+                    int64_t n, float *y0, float *y1, float *y2, const float *b0, const float *b1, const float *b2)
+{
+    const uq_weight *w[3] = {w0, w1, w2};
+    float *y[3] = {y0, y1, y2};
+    const int count = w2 ? 3 : 2;
+    if (c->backend.ops->matmul_n)
+        c->backend.ops->matmul_n(&c->backend, w, count, x, n, y);
+    else
+        for (int i = 0; i < count; i++) c->backend.ops->matmul(&c->backend, w[i], x, n, y[i]);
+    add_bias(w0, n, y0, b0);
+    add_bias(w1, n, y1, b1);
+    if (w2) add_bias(w2, n, y2, b2);
 }
 
 typedef struct attn_job {
@@ -65,9 +86,7 @@ static void layer_forward(uq_context *c, int seq, int64_t l, int64_t pos0, int64
     const int64_t d = c->dim;
     const double eps = c->cfg.rms_norm_eps;
     for (int64_t t = 0; t < n; t++) uq_rmsnorm(c->xb + t * d, c->x + t * d, L->attn_norm, d, eps);
-    matmul(c, L->wq, c->xb, n, c->q, L->bq);
-    matmul(c, L->wk, c->xb, n, c->k, L->bk);
-    matmul(c, L->wv, c->xb, n, c->v, L->bv);
+    matmul3(c, L->wq, L->wk, L->wv, c->xb, n, c->q, c->k, c->v, L->bq, L->bk, L->bv);
     const int64_t half = c->head_dim / 2;
     for (int64_t t = 0; t < n; t++) {
         int64_t p = pos0 + t;
@@ -83,8 +102,7 @@ static void layer_forward(uq_context *c, int seq, int64_t l, int64_t pos0, int64
     for (int64_t i = 0; i < n * d; i++) c->x[i] += c->xb2[i];
 
     for (int64_t t = 0; t < n; t++) uq_rmsnorm(c->xb + t * d, c->x + t * d, L->ffn_norm, d, eps);
-    matmul(c, L->wgate, c->xb, n, c->hb, NULL);
-    matmul(c, L->wup, c->xb, n, c->hb2, NULL);
+    matmul3(c, L->wgate, L->wup, NULL, c->xb, n, c->hb, c->hb2, NULL, NULL, NULL, NULL);
     uq_swiglu_f32(c->hb, c->hb2, n * c->hidden_ff);
     matmul(c, L->wdown, c->hb, n, c->xb2, NULL);
     for (int64_t i = 0; i < n * d; i++) c->x[i] += c->xb2[i];

@@ -521,64 +521,154 @@ static void fill_nan(float *y, size_t n)
     for (size_t i = 0; i < n; i++) y[i] = NAN;
 }
 
-static void cpu_matmul(uq_backend *b, const uq_weight *w, const float *x, int64_t n, float *y)
+/* The integer-kernel view of w. */
+static uq_cpu_qweight qweight_of(const uq_weight *w, const uq_qparams *qp)
 {
-    cpu_state *s = b->state;
-    if (n <= 0 || w->rows <= 0) return;
-    job j = {.s = s, .w = w};
-    const int64_t cols = w->cols;
-    if (!w->quantized) {
-        if (!ensure_scratch(s, (size_t)cols + 64)) goto nomem;
-        j.p = make_plan(w->rows, cols, n, (size_t)cols * 4, (size_t)cols * uq_dtype_size(w->dtype));
-        j.x = x;
-        j.n = n;
-        j.y = y;
-        uq_pool_run(b->pool, j.p.row_tasks * j.p.tok_tasks, fgemm_task, &j);
-        return;
-    }
-    j.qp = uq_weight_qparams(w);
-    if (!int8_path(w)) {
-        if (!ensure_scratch(s, (size_t)cols * (ROW_STEP + 1) + 64)) goto nomem;
-        j.p = make_plan(w->rows, cols, n, (size_t)cols * 4, (size_t)cols * 4);
-        j.x = x;
-        j.n = n;
-        j.y = y;
-        uq_pool_run(b->pool, j.p.row_tasks * j.p.tok_tasks, dequant_task, &j);
-        return;
-    }
-    j.qw = (uq_cpu_qweight){
+    return (uq_cpu_qweight){
         .packed = w->weight->data,
-        .row_bytes = uq_quant_words_per_row(&j.qp, cols) * 4,
+        .row_bytes = uq_quant_words_per_row(qp, w->cols) * 4,
         .scales = w->scales->data,
         .biases = w->scheme == UQ_SCHEME_AFFINE ? w->biases->data : NULL,
         .sdt = w->dtype,
         .bits = w->bits,
         .symmetric = w->scheme == UQ_SCHEME_SYMMETRIC,
         .group = w->group_size,
-        .groups = cols / w->group_size,
-        .cols = cols,
+        .groups = w->cols / w->group_size,
+        .cols = w->cols,
     };
+}
+
+/* Runs the tasks of several jobs as one pool run: task i of the run is task
+ * i - first[j] of job j. */
+typedef struct multi {
+    job *jobs[UQ_MATMUL_MAX];
+    int64_t first[UQ_MATMUL_MAX + 1];
+    int count;
+    uq_task_fn fn[UQ_MATMUL_MAX];
+} multi;
+
+static void multi_task(void *arg, int64_t task, int thread)
+{
+    multi *m = arg;
+    int j = 0;
+    while (task >= m->first[j + 1]) j++;
+    m->fn[j](m->jobs[j], task - m->first[j], thread);
+}
+
+static void run_jobs(uq_backend *b, job *const *jobs, uq_task_fn const *fn, int count)
+{
+    multi m = {.count = count};
+    m.first[0] = 0;
+    for (int i = 0; i < count; i++) {
+        m.jobs[i] = jobs[i];
+        m.fn[i] = fn[i];
+        m.first[i + 1] = m.first[i] + jobs[i]->p.row_tasks * jobs[i]->p.tok_tasks;
+    }
+    if (count == 1)
+        uq_pool_run(b->pool, m.first[1], fn[0], jobs[0]);
+    else
+        uq_pool_run(b->pool, m.first[count], multi_task, &m);
+}
+
+/* Weights that share one quantized input: the integer path with equal
+ * widths and group sizes. */
+static int share_input(const uq_weight *const *w, int count)
+{
+    for (int i = 0; i < count; i++)
+        if (!w[i]->quantized || !int8_path(w[i]) || w[i]->cols != w[0]->cols || w[i]->group_size != w[0]->group_size)
+            return 0;
+    return 1;
+}
+
+/* count weights on the same n inputs x; y[i] receives w[i]'s products. */
+static void cpu_matmul_many(uq_backend *b, const uq_weight *const *w, int count, const float *x, int64_t n,
+                            float *const *y)
+{
+    cpu_state *s = b->state;
+    if (n <= 0) return;
+    if (count > 1 && !share_input(w, count)) {
+        for (int i = 0; i < count; i++) cpu_matmul_many(b, &w[i], 1, x, n, &y[i]);
+        return;
+    }
+    job jobs[UQ_MATMUL_MAX], *jp[UQ_MATMUL_MAX];
+    uq_task_fn fn[UQ_MATMUL_MAX];
+    const int64_t cols = w[0]->cols;
+    if (count == 1 && !w[0]->quantized) {
+        if (!ensure_scratch(s, (size_t)cols + 64)) goto nomem;
+        jobs[0] = (job){.s = s, .w = w[0], .x = x, .n = n, .y = y[0]};
+        jobs[0].p = make_plan(w[0]->rows, cols, n, (size_t)cols * 4, (size_t)cols * uq_dtype_size(w[0]->dtype));
+        jp[0] = &jobs[0];
+        fn[0] = fgemm_task;
+        run_jobs(b, jp, fn, 1);
+        return;
+    }
+    if (count == 1 && !int8_path(w[0])) {
+        if (!ensure_scratch(s, (size_t)cols * (ROW_STEP + 1) + 64)) goto nomem;
+        jobs[0] = (job){.s = s, .w = w[0], .x = x, .n = n, .y = y[0], .qp = uq_weight_qparams(w[0])};
+        jobs[0].p = make_plan(w[0]->rows, cols, n, (size_t)cols * 4, (size_t)cols * 4);
+        jp[0] = &jobs[0];
+        fn[0] = dequant_task;
+        run_jobs(b, jp, fn, 1);
+        return;
+    }
     if (!ensure_acts(s, cols)) goto nomem;
-    const size_t row_bytes = (size_t)cols * (size_t)w->bits / 8 + (size_t)j.qw.groups * 4;
-    const int block = s->k->block64 && cols % 64 == 0 && j.qw.group % 64 == 0 ? 64 : 32;
-    j.qa = (uq_cpu_qact){
-        .q = s->xq, .xs = s->xs, .xsb = s->xsb, .gsum = s->gsum, .cols = cols, .groups = j.qw.groups, .block = block};
+    for (int i = 0; i < count; i++) {
+        jobs[i] = (job){.s = s, .w = w[i], .qp = uq_weight_qparams(w[i])};
+        jobs[i].qw = qweight_of(w[i], &jobs[i].qp);
+        jp[i] = &jobs[i];
+        fn[i] = qgemm_task;
+    }
+    const int64_t group = jobs[0].qw.group, groups = jobs[0].qw.groups;
+    const int block = s->k->block64 && cols % 64 == 0 && group % 64 == 0 ? 64 : 32;
+    const uq_cpu_qact qa = {
+        .q = s->xq, .xs = s->xs, .xsb = s->xsb, .gsum = s->gsum, .cols = cols, .groups = groups, .block = block};
     for (int64_t t0 = 0; t0 < n; t0 += s->tok_cap) {
-        j.n = n - t0 < s->tok_cap ? n - t0 : s->tok_cap;
-        j.x = x + t0 * cols;
-        j.y = y + t0 * w->rows;
-        j.p = make_plan(w->rows, cols, j.n, (size_t)cols * 2, row_bytes);
-        if (!ensure_scratch(s, uq_cpu_qgemm_scratch(&j.qw, j.p.rows_per_task, j.p.toks_per_task))) goto nomem;
-        const int64_t qtasks = (j.n + 7) / 8;
-        if (j.n >= 16)
-            uq_pool_run(b->pool, qtasks, quantize_task, &j);
+        const int64_t m = n - t0 < s->tok_cap ? n - t0 : s->tok_cap;
+        size_t need = 0;
+        for (int i = 0; i < count; i++) {
+            job *j = &jobs[i];
+            const size_t row_bytes = (size_t)cols * (size_t)j->qw.bits / 8 + (size_t)groups * 4;
+            j->qa = qa;
+            j->n = m;
+            j->x = x + t0 * cols;
+            j->y = y[i] + t0 * w[i]->rows;
+            j->p = make_plan(w[i]->rows, cols, m, (size_t)cols * 2, row_bytes);
+            size_t k = uq_cpu_qgemm_scratch(&j->qw, j->p.rows_per_task, j->p.toks_per_task);
+            need = k > need ? k : need;
+        }
+        if (!ensure_scratch(s, need)) goto nomem;
+        /* the inputs quantized once for all the weights */
+        const int64_t qtasks = (m + 7) / 8;
+        if (m >= 16)
+            uq_pool_run(b->pool, qtasks, quantize_task, &jobs[0]);
         else
-            for (int64_t i = 0; i < qtasks; i++) quantize_task(&j, i, 0);
-        uq_pool_run(b->pool, j.p.row_tasks * j.p.tok_tasks, qgemm_task, &j);
+            for (int64_t i = 0; i < qtasks; i++) quantize_task(&jobs[0], i, 0);
+        run_jobs(b, jp, fn, count);
     }
     return;
 nomem:
-    fill_nan(y, (size_t)n * (size_t)w->rows);
+    for (int i = 0; i < count; i++) fill_nan(y[i], (size_t)n * (size_t)w[i]->rows);
+}
+
+static void cpu_matmul(uq_backend *b, const uq_weight *w, const float *x, int64_t n, float *y)
+{
+    if (w->rows > 0) cpu_matmul_many(b, &w, 1, x, n, &y);
+}
+
+static void cpu_matmul_n(uq_backend *b, const uq_weight *const *w, int count, const float *x, int64_t n,
+                         float *const *y)
+{
+    for (int i = 0; i < count; i++)
+        if (w[i]->rows <= 0) {
+            for (int k = 0; k < count; k++) cpu_matmul(b, w[k], x, n, y[k]);
+            return;
+        }
+    if (count <= 0) return;
+    if (count > UQ_MATMUL_MAX) {
+        for (int k = 0; k < count; k++) cpu_matmul(b, w[k], x, n, y[k]);
+        return;
+    }
+    cpu_matmul_many(b, w, count, x, n, y);
 }
 
 const uq_backend_ops uq_backend_cpu = {
@@ -589,4 +679,5 @@ const uq_backend_ops uq_backend_cpu = {
     .init = cpu_init,
     .release = cpu_release,
     .matmul = cpu_matmul,
+    .matmul_n = cpu_matmul_n,
 };
