@@ -4,10 +4,10 @@
  *
  * A call quantizes its inputs to int8 once (on the calling thread for a few
  * inputs, over the pool for many), then runs a grid of tasks, each a range of
- * output rows x a range of inputs sized from the shape alone (about 128K
- * multiply-adds at least, activations within L2), so results never depend on
- * the thread count. Inside a task the kernels work in tiles of up to 4 rows x
- * 4 inputs (8 rows x 1 input when decoding): each unpacked chunk of weights
+ * output rows x a range of inputs (about 128K multiply-adds at least,
+ * activations within L2). Inside a task the kernels work in tiles of up to 4
+ * rows x 4 inputs (8 rows x 1 input when decoding) fixed by the shape alone,
+ * so results never depend on the thread count: each unpacked chunk of weights
  * serves every input of the tile from registers.
  *
  * Tolerance against cpu-ref (what tests/test_cpu_kernels.c checks):
@@ -214,11 +214,11 @@ size_t uq_cpu_qgemm_scratch(const uq_cpu_qweight *w, int64_t nr, int64_t nt)
 {
     /* scales and biases of nr rows padded to 16 floats, the scales again
      * transposed by blocks of 4 rows (rounded up to 8 rows), the inputs'
-     * 64-block scales by blocks of 4 inputs, one row of unpacked codes, and
-     * room for alignment */
+     * 64-block scales by blocks of 4 inputs, one row of unpacked codes (or a
+     * deinterleaved input and its chunk scales), and room for alignment */
     const size_t gp = ((size_t)w->groups + 15) & ~(size_t)15, r8 = ((size_t)nr + 7) & ~(size_t)7;
     const size_t t4 = ((size_t)nt + 3) & ~(size_t)3;
-    return 3 * gp * r8 + t4 * ((size_t)w->cols / 16 + 16) + (size_t)w->cols / 4 + 256;
+    return 3 * gp * r8 + t4 * ((size_t)w->cols / 16 + 16) + (size_t)w->cols / 2 + 512;
 }
 
 static void qgemm_generic(const uq_cpu_qweight *w, int64_t r0, int64_t nr, const uq_cpu_qact *x, int64_t nt, float *y,
@@ -398,15 +398,17 @@ const char *uq_cpu_backend_kernels(const uq_backend *b)
 /* Rows of a tile the kernels block over: tasks hold multiples of it. */
 #define ROW_STEP 8
 
-/* Tasks: a grid of row ranges x input ranges, cut from the shape alone.
- * Consecutive tasks share their inputs (rows vary fastest), so the threads
- * working at one time read the same activations. */
+/* Tasks: a grid of row ranges x input ranges. Consecutive tasks share their
+ * inputs (rows vary fastest), so the threads working at one time read the
+ * same activations. Every output is computed by one tile whose shape depends
+ * on the matrix alone (tasks hold whole tiles), so how the grid is cut, and
+ * by how many threads it is run, never changes a result. */
 typedef struct plan {
     int64_t rows_per_task, row_tasks;
     int64_t toks_per_task, tok_tasks;
 } plan;
 
-static plan make_plan(int64_t rows, int64_t cols, int64_t n, size_t bytes_per_input, size_t bytes_per_row)
+static plan make_plan(int64_t rows, int64_t cols, int64_t n, size_t bytes_per_input, size_t bytes_per_row, int threads)
 {
     plan p;
     /* inputs per task: those whose activations fit in ~256 KB (L2) */
@@ -415,15 +417,17 @@ static plan make_plan(int64_t rows, int64_t cols, int64_t n, size_t bytes_per_in
     p.toks_per_task = n < tt ? n : tt;
     p.tok_tasks = (n + p.toks_per_task - 1) / p.toks_per_task;
     /* about 128K multiply-adds a task at least (a few microseconds: waking
-     * a worker costs about as much), at most 256 tasks */
+     * a worker costs about as much); few tasks otherwise: each converts its
+     * rows' scales and prepares its inputs, and long runs of rows stream
+     * better; enough of them (4 a thread) to balance the threads */
     double work = (double)rows * (double)cols * (double)n;
-    int64_t want = (int64_t)(work / 131072.0);
-    want = want < 1 ? 1 : want > 256 ? 256 : want;
+    int64_t want = (int64_t)(work / 131072.0), most = threads * 4 > 32 ? threads * 4 : 32;
+    want = want < 1 ? 1 : want > most ? most : want;
     int64_t rt = (want + p.tok_tasks - 1) / p.tok_tasks;
     int64_t rpt = (rows + rt - 1) / rt;
     rpt = (rpt + ROW_STEP - 1) / ROW_STEP * ROW_STEP;
-    /* keep a task's weights within ~512 KB */
-    int64_t cap = (int64_t)((512u << 10) / (bytes_per_row ? bytes_per_row : 1));
+    /* keep a task's weights within ~1 MB (L2) */
+    int64_t cap = (int64_t)((1024u << 10) / (bytes_per_row ? bytes_per_row : 1));
     cap = cap < ROW_STEP ? ROW_STEP : cap / ROW_STEP * ROW_STEP;
     if (rpt > cap) rpt = cap;
     if (rpt < ROW_STEP) rpt = ROW_STEP;
@@ -596,7 +600,8 @@ static void cpu_matmul_many(uq_backend *b, const uq_weight *const *w, int count,
     if (count == 1 && !w[0]->quantized) {
         if (!ensure_scratch(s, (size_t)cols + 64)) goto nomem;
         jobs[0] = (job){.s = s, .w = w[0], .x = x, .n = n, .y = y[0]};
-        jobs[0].p = make_plan(w[0]->rows, cols, n, (size_t)cols * 4, (size_t)cols * uq_dtype_size(w[0]->dtype));
+        jobs[0].p =
+            make_plan(w[0]->rows, cols, n, (size_t)cols * 4, (size_t)cols * uq_dtype_size(w[0]->dtype), s->threads);
         jp[0] = &jobs[0];
         fn[0] = fgemm_task;
         run_jobs(b, jp, fn, 1);
@@ -605,7 +610,7 @@ static void cpu_matmul_many(uq_backend *b, const uq_weight *const *w, int count,
     if (count == 1 && !int8_path(w[0])) {
         if (!ensure_scratch(s, (size_t)cols * (ROW_STEP + 1) + 64)) goto nomem;
         jobs[0] = (job){.s = s, .w = w[0], .x = x, .n = n, .y = y[0], .qp = uq_weight_qparams(w[0])};
-        jobs[0].p = make_plan(w[0]->rows, cols, n, (size_t)cols * 4, (size_t)cols * 4);
+        jobs[0].p = make_plan(w[0]->rows, cols, n, (size_t)cols * 4, (size_t)cols * 4, s->threads);
         jp[0] = &jobs[0];
         fn[0] = dequant_task;
         run_jobs(b, jp, fn, 1);
@@ -632,7 +637,7 @@ static void cpu_matmul_many(uq_backend *b, const uq_weight *const *w, int count,
             j->n = m;
             j->x = x + t0 * cols;
             j->y = y[i] + t0 * w[i]->rows;
-            j->p = make_plan(w[i]->rows, cols, m, (size_t)cols * 2, row_bytes);
+            j->p = make_plan(w[i]->rows, cols, m, (size_t)cols * 2, row_bytes, s->threads);
             size_t k = uq_cpu_qgemm_scratch(&j->qw, j->p.rows_per_task, j->p.toks_per_task);
             need = k > need ? k : need;
         }

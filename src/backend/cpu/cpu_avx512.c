@@ -76,6 +76,8 @@ typedef struct qctx {
     const float *sT;      /* [nr / 4][gp][4]: the scales by blocks of 4 rows (64-blocks) */
     const float *xT;      /* [nt / 4][K][4]: the inputs' chunk scales by blocks of 4 (64-blocks) */
     float *P;             /* 16 floats: scale products of the current chunk */
+    const int8_t *xd;     /* 4-bit decode: the input's codes deinterleaved per 128 (even, then odd) */
+    const float *x16;     /* 4-bit decode: per 128 codes, the two chunks' input scales, 8 lanes each */
     __m512i perm, shifts, bmask;
 } qctx;
 
@@ -271,6 +273,89 @@ INLINE512 void ptile(const qctx *c, int64_t i0, int64_t t0, float *y, int64_t ld
     store_tile(acc, y, ldy, i0, t0, R, T);
 }
 
+/* 4-bit codes, one input, 64-blocks: 128 codes of a row are one 64-byte
+ * load. Byte b holds codes 2b (low nibble) and 2b + 1 (high nibble), so an
+ * AND and a shift give the even and the odd codes, and the input codes were
+ * deinterleaved the same way (xd): two vpdpbusd leave in lane l the dot
+ * product of codes 8l..8l+7, lanes 0-7 covering the first chunk and 8-15 the
+ * second. One multiply by the lanes' scale products (the row's two scales x
+ * the input's two) then accumulates the 128 codes. */
+INLINE512 void ntile4(const qctx *c, int64_t i0, float *y, int64_t ldy, const int R)
+{
+    const int64_t K = c->K, nb = (K + 1) / 2, cpg = c->cpg;
+    const float *sA = c->sT + (i0 / 4) * c->gp * 4, *sB = sA + c->gp * 4; /* rows 0-3, 4-7 */
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[8][4];
+    const uint8_t *wp[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        wp[r] = c->packed + (size_t)(i0 + r) * c->row_bytes;
+        acc[r][0] = _mm512_setzero_ps();
+    }
+    const __m512i lane8 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8);
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t ka = 2 * b, kb = ka + 1 < K ? ka + 1 : ka;
+        const int64_t ga = ka / cpg, gb = kb / cpg;
+        /* Z lanes 0-7: rows' scale for chunk ka x its input scale; 8-15: chunk kb */
+        __m512 S = _mm512_castps128_ps512(_mm_load_ps(sA + ga * 4));
+        S = _mm512_insertf32x4(S, _mm_load_ps(sB + ga * 4), 1);
+        S = _mm512_insertf32x4(S, _mm_load_ps(sA + gb * 4), 2);
+        S = _mm512_insertf32x4(S, _mm_load_ps(sB + gb * 4), 3);
+        const __m512 Z = _mm512_mul_ps(S, _mm512_load_ps(c->x16 + b * 16));
+        const __m512i xe = _mm512_load_si512(c->xd + b * 128), xo = _mm512_load_si512(c->xd + b * 128 + 64);
+        const __mmask64 lm = ka + 1 < K ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const uint8_t *src = wp[r] + b * 64;
+            _mm_prefetch((const char *)(src + R * c->row_bytes), _MM_HINT_T1);
+            __m512i v = _mm512_maskz_loadu_epi8(lm, src);
+            __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xe);
+            d = _mm512_dpbusd_epi32(d, hi, xo);
+            const __m512 P = _mm512_permutexvar_ps(_mm512_add_epi32(lane8, _mm512_set1_epi32(r)), Z);
+            acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), P, acc[r][0]);
+        }
+    }
+    add_bias(c, acc, i0, 0, R, 1);
+    store_tile(acc, y, ldy, i0, 0, R, 1);
+}
+
+T512 static void ntile4_any(const qctx *c, int64_t i0, float *y, int64_t ldy, int R)
+{
+    switch (R) {
+    case 1: ntile4(c, i0, y, ldy, 1); break;
+    case 2: ntile4(c, i0, y, ldy, 2); break;
+    case 3: ntile4(c, i0, y, ldy, 3); break;
+    case 4: ntile4(c, i0, y, ldy, 4); break;
+    case 5: ntile4(c, i0, y, ldy, 5); break;
+    case 6: ntile4(c, i0, y, ldy, 6); break;
+    case 7: ntile4(c, i0, y, ldy, 7); break;
+    default: ntile4(c, i0, y, ldy, 8); break;
+    }
+}
+
+/* The input's codes deinterleaved per 128 for ntile4 (even codes, then odd;
+ * a last half block padded with zeros) and the chunk scales as 8-lane
+ * halves. */
+T512 static void prepare_ntile4(const int8_t *xq, const float *xsb, int64_t cols, int8_t *xd, float *x16)
+{
+    const __m512i ie = _mm512_set_epi8(126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94,
+                                       92, 90, 88, 86, 84, 82, 80, 78, 76, 74, 72, 70, 68, 66, 64, 62, 60, 58, 56, 54,
+                                       52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14,
+                                       12, 10, 8, 6, 4, 2, 0);
+    const __m512i io = _mm512_add_epi8(ie, _mm512_set1_epi8(1));
+    const int64_t K = cols / 64;
+    for (int64_t b = 0; b < (K + 1) / 2; b++) {
+        const int full = 2 * b + 1 < K;
+        __m512i lo = _mm512_loadu_si512(xq + b * 128);
+        __m512i hi = full ? _mm512_loadu_si512(xq + b * 128 + 64) : _mm512_setzero_si512();
+        _mm512_store_si512(xd + b * 128, _mm512_permutex2var_epi8(lo, ie, hi));
+        _mm512_store_si512(xd + b * 128 + 64, _mm512_permutex2var_epi8(lo, io, hi));
+        const float a = xsb[4 * b], c = full ? xsb[4 * b + 2] : 0.0f;
+        _mm512_store_ps(x16 + b * 16, _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(a), _mm512_set1_ps(c)));
+    }
+}
+
 #define QT(R, T, M)                                                                                                    \
     case (R)*16 + (T)*4 + (M):                                                                                         \
         if ((M) >= 2)                                                                                                  \
@@ -389,6 +474,19 @@ T512 static void qgemm_avx512(const uq_cpu_qweight *w, int64_t r0, int64_t nr, c
     c.shifts = _mm512_loadu_si512(unpack_tables[w->bits][1]);
     c.bmask = _mm512_set1_epi8((char)((1 << w->bits) - 1));
     int mode = w->group % 64 != 0;
+    if (x->block == 64 && nt == 1 && w->bits == 4) {
+        /* 4-bit decode: scales by blocks of 4 rows, the input deinterleaved */
+        float *x16 = xT;
+        int8_t *xd = (int8_t *)(x16 + ((c.K + 1) / 2) * 16);
+        for (int64_t b = 0; b < r8 / 4; b++)
+            transpose_scales(sc + 4 * b * c.G, c.G, nr - 4 * b < 4 ? (int)(nr - 4 * b) : 4, sT + 4 * b * c.gp);
+        prepare_ntile4(x->q, x->xsb, c.cols, xd, x16);
+        c.sT = sT;
+        c.x16 = x16;
+        c.xd = xd;
+        for (int64_t i0 = 0; i0 < nr; i0 += 8) ntile4_any(&c, i0, y, ldy, nr - i0 < 8 ? (int)(nr - i0) : 8);
+        return;
+    }
     if (x->block == 64) {
         /* the scales by blocks of 4 rows (8 rows a tile read two blocks) and
          * of 4 inputs, zero beyond the task */
