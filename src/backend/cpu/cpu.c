@@ -214,11 +214,11 @@ size_t uq_cpu_qgemm_scratch(const uq_cpu_qweight *w, int64_t nr, int64_t nt)
 {
     /* scales and biases of nr rows padded to 16 floats, the scales again
      * transposed by blocks of 4 rows (rounded up to 8 rows), the inputs'
-     * 64-block scales by blocks of 4 inputs, one row of unpacked codes (or a
-     * deinterleaved input and its chunk scales), and room for alignment */
+     * 64-block scales by blocks of 4 inputs, the inputs deinterleaved with
+     * their chunk scales (4-bit kernels), and room for alignment */
     const size_t gp = ((size_t)w->groups + 15) & ~(size_t)15, r8 = ((size_t)nr + 7) & ~(size_t)7;
     const size_t t4 = ((size_t)nt + 3) & ~(size_t)3;
-    return 3 * gp * r8 + t4 * ((size_t)w->cols / 16 + 16) + (size_t)w->cols / 2 + 512;
+    return 3 * gp * r8 + t4 * ((size_t)w->cols / 16 + 16) + t4 * ((size_t)w->cols * 3 / 8 + 48) + 512;
 }
 
 static void qgemm_generic(const uq_cpu_qweight *w, int64_t r0, int64_t nr, const uq_cpu_qact *x, int64_t nt, float *y,

@@ -320,6 +320,78 @@ INLINE512 void ntile4(const qctx *c, int64_t i0, float *y, int64_t ldy, const in
     store_tile(acc, y, ldy, i0, 0, R, 1);
 }
 
+/* 4-bit codes, up to 4 rows x 4 inputs, 64-blocks: as ntile4, with the
+ * unpacked 128 codes of each row serving the tile's inputs and each
+ * product's lane scales formed as (row's two scales) x (input's two). */
+INLINE512 void ptile4(const qctx *c, int64_t i0, int64_t t0, float *y, int64_t ldy, const int R, const int T)
+{
+    const int64_t K = c->K, nb = (K + 1) / 2, cpg = c->cpg;
+    const float *sA = c->sT + (i0 / 4) * c->gp * 4;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i base = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+    __m512 acc[8][4];
+    const uint8_t *wp[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        wp[r] = c->packed + (size_t)(i0 + r) * c->row_bytes;
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t ka = 2 * b, kb = ka + 1 < K ? ka + 1 : ka;
+        const int64_t ga = ka / cpg, gb = kb / cpg;
+        /* lanes 0-3: the rows' scales for chunk ka, 4-7: chunk kb */
+        const __m512 Sab = _mm512_castps256_ps512(
+            _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_load_ps(sA + ga * 4)), _mm_load_ps(sA + gb * 4), 1));
+        const __mmask64 lm = ka + 1 < K ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
+        __m512i lo[4], hi[4];
+        __m512 S2[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i v = _mm512_maskz_loadu_epi8(lm, wp[r] + b * 64);
+            lo[r] = _mm512_and_si512(v, m4);
+            hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            S2[r] = _mm512_permutexvar_ps(_mm512_add_epi32(base, _mm512_set1_epi32(r)), Sab);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const int8_t *xp = c->xd + (t0 + t) * nb * 128 + b * 128;
+            const __m512i xe = _mm512_load_si512(xp), xo = _mm512_load_si512(xp + 64);
+            const __m512 X2 = _mm512_load_ps(c->x16 + (t0 + t) * nb * 16 + b * 16);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], xe);
+                d = _mm512_dpbusd_epi32(d, hi[r], xo);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(S2[r], X2), acc[r][t]);
+            }
+        }
+    }
+    add_bias(c, acc, i0, t0, R, T);
+    store_tile(acc, y, ldy, i0, t0, R, T);
+}
+
+#define PT4(R, T)                                                                                                      \
+    case (R)*4 + (T)-1:                                                                                                \
+        ptile4(c, i0, t0, y, ldy, R, T);                                                                               \
+        break
+#define PT4_R(R)                                                                                                       \
+    PT4(R, 1);                                                                                                         \
+    PT4(R, 2);                                                                                                         \
+    PT4(R, 3);                                                                                                         \
+    PT4(R, 4)
+
+T512 static void ptile4_any(const qctx *c, int64_t i0, int64_t t0, float *y, int64_t ldy, int R, int T)
+{
+    switch (R * 4 + T - 1) {
+        PT4_R(1);
+        PT4_R(2);
+        PT4_R(3);
+        PT4_R(4);
+    default:
+        break;
+    }
+}
+
 T512 static void ntile4_any(const qctx *c, int64_t i0, float *y, int64_t ldy, int R)
 {
     switch (R) {
@@ -474,17 +546,25 @@ T512 static void qgemm_avx512(const uq_cpu_qweight *w, int64_t r0, int64_t nr, c
     c.shifts = _mm512_loadu_si512(unpack_tables[w->bits][1]);
     c.bmask = _mm512_set1_epi8((char)((1 << w->bits) - 1));
     int mode = w->group % 64 != 0;
-    if (x->block == 64 && nt == 1 && w->bits == 4) {
-        /* 4-bit decode: scales by blocks of 4 rows, the input deinterleaved */
+    if (x->block == 64 && w->bits == 4) {
+        /* 4-bit: scales by blocks of 4 rows, the inputs deinterleaved */
+        const int64_t nb = (c.K + 1) / 2;
         float *x16 = xT;
-        int8_t *xd = (int8_t *)(x16 + ((c.K + 1) / 2) * 16);
+        int8_t *xd = (int8_t *)(x16 + nt * nb * 16);
         for (int64_t b = 0; b < r8 / 4; b++)
             transpose_scales(sc + 4 * b * c.G, c.G, nr - 4 * b < 4 ? (int)(nr - 4 * b) : 4, sT + 4 * b * c.gp);
-        prepare_ntile4(x->q, x->xsb, c.cols, xd, x16);
+        for (int64_t t = 0; t < nt; t++)
+            prepare_ntile4(x->q + t * c.cols, x->xsb + t * (c.cols / 32), c.cols, xd + t * nb * 128, x16 + t * nb * 16);
         c.sT = sT;
         c.x16 = x16;
         c.xd = xd;
-        for (int64_t i0 = 0; i0 < nr; i0 += 8) ntile4_any(&c, i0, y, ldy, nr - i0 < 8 ? (int)(nr - i0) : 8);
+        if (nt == 1) {
+            for (int64_t i0 = 0; i0 < nr; i0 += 8) ntile4_any(&c, i0, y, ldy, nr - i0 < 8 ? (int)(nr - i0) : 8);
+            return;
+        }
+        for (int64_t t0 = 0; t0 < nt; t0 += 4)
+            for (int64_t i0 = 0; i0 < nr; i0 += 4)
+                ptile4_any(&c, i0, t0, y, ldy, nr - i0 < 4 ? (int)(nr - i0) : 4, nt - t0 < 4 ? (int)(nt - t0) : 4);
         return;
     }
     if (x->block == 64) {
