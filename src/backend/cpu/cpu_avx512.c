@@ -529,6 +529,22 @@ T512 static void qgemm_avx512(const uq_cpu_qweight *w, int64_t r0, int64_t nr, c
     c.P = scratch;
     const int64_t ng = (nr * c.G + 15) & ~(int64_t)15;
     float *sc = scratch + 16, *be = sc + ng, *sT = be + ng, *xT = sT + r8 * c.gp;
+    const int four = x->block == 64 && w->bits == 4;
+    const int64_t nb = (c.K + 1) / 2;
+    float *x16 = xT;
+    int8_t *xd = (int8_t *)(x16 + nt * nb * 16);
+    if (four) {
+        /* this task's scales and biases on their way while the inputs are
+         * deinterleaved: their latency showed in the conversion */
+        const size_t el = uq_dtype_size(w->sdt), a = (size_t)r0 * (size_t)c.G * el;
+        const size_t e = a + (size_t)nr * (size_t)c.G * el;
+        for (size_t o = a & ~(size_t)63; o < e; o += 64) {
+            _mm_prefetch((const char *)w->scales + o, _MM_HINT_T0);
+            if (w->biases) _mm_prefetch((const char *)w->biases + o, _MM_HINT_T0);
+        }
+        for (int64_t t = 0; t < nt; t++)
+            prepare_ntile4(x->q + t * c.cols, x->xsb + t * (c.cols / 32), c.cols, xd + t * nb * 128, x16 + t * nb * 16);
+    }
     convert_scales(w, r0, nr, sc, be);
     {
         /* the next rows' scales and biases (most likely the next task's), into
@@ -546,15 +562,10 @@ T512 static void qgemm_avx512(const uq_cpu_qweight *w, int64_t r0, int64_t nr, c
     c.shifts = _mm512_loadu_si512(unpack_tables[w->bits][1]);
     c.bmask = _mm512_set1_epi8((char)((1 << w->bits) - 1));
     int mode = w->group % 64 != 0;
-    if (x->block == 64 && w->bits == 4) {
-        /* 4-bit: scales by blocks of 4 rows, the inputs deinterleaved */
-        const int64_t nb = (c.K + 1) / 2;
-        float *x16 = xT;
-        int8_t *xd = (int8_t *)(x16 + nt * nb * 16);
+    if (four) {
+        /* 4-bit: scales by blocks of 4 rows, the inputs deinterleaved above */
         for (int64_t b = 0; b < r8 / 4; b++)
             transpose_scales(sc + 4 * b * c.G, c.G, nr - 4 * b < 4 ? (int)(nr - 4 * b) : 4, sT + 4 * b * c.gp);
-        for (int64_t t = 0; t < nt; t++)
-            prepare_ntile4(x->q + t * c.cols, x->xsb + t * (c.cols / 32), c.cols, xd + t * nb * 128, x16 + t * nb * 16);
         c.sT = sT;
         c.x16 = x16;
         c.xd = xd;
