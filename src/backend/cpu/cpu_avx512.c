@@ -75,7 +75,7 @@ typedef struct qctx {
     const float *sc, *be; /* [nr][G] scales and effective biases of the task's rows */
     const float *sT;      /* [nr / 4][gp][4]: the scales by blocks of 4 rows (64-blocks) */
     const float *xT;      /* [nt / 4][K][4]: the inputs' chunk scales by blocks of 4 (64-blocks) */
-    float *P;             /* 16 floats: scale products of the current chunk */
+    float *P;             /* 64 floats: scale products of the current chunk (block) */
     const int8_t *xd;     /* 4-bit decode: the input's codes deinterleaved per 128 (even, then odd) */
     const float *x16;     /* 4-bit decode: per 128 codes, the two chunks' input scales, 8 lanes each */
     __m512i perm, shifts, bmask;
@@ -293,10 +293,13 @@ INLINE512 void ntile4(const qctx *c, int64_t i0, float *y, int64_t ldy, const in
         acc[r][0] = _mm512_setzero_ps();
     }
     const __m512i lane8 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8);
+    int64_t g = 0, kin = 0; /* the group of the next chunk, without divisions */
     for (int64_t b = 0; b < nb; b++) {
-        const int64_t ka = 2 * b, kb = ka + 1 < K ? ka + 1 : ka;
-        const int64_t ga = ka / cpg, gb = kb / cpg;
-        /* Z lanes 0-7: rows' scale for chunk ka x its input scale; 8-15: chunk kb */
+        const int64_t ka = 2 * b, ga = g;
+        if (++kin == cpg) kin = 0, g++;
+        const int64_t gb = ka + 1 < K ? g : ga;
+        if (++kin == cpg) kin = 0, g++;
+        /* Z lanes 0-7: rows' scale for chunk ka x its input scale; 8-15: chunk ka + 1 */
         __m512 S = _mm512_castps128_ps512(_mm_load_ps(sA + ga * 4));
         S = _mm512_insertf32x4(S, _mm_load_ps(sB + ga * 4), 1);
         S = _mm512_insertf32x4(S, _mm_load_ps(sA + gb * 4), 2);
@@ -329,6 +332,7 @@ INLINE512 void ptile4(const qctx *c, int64_t i0, int64_t t0, float *y, int64_t l
     const float *sA = c->sT + (i0 / 4) * c->gp * 4;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512i base = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+    float *s2 = c->P; /* the rows' lane scales of the current block, [4][16]: kept in L1, not registers */
     __m512 acc[8][4];
     const uint8_t *wp[4];
 #pragma GCC unroll 4
@@ -337,32 +341,37 @@ INLINE512 void ptile4(const qctx *c, int64_t i0, int64_t t0, float *y, int64_t l
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     }
+    const int8_t *xp0 = c->xd + t0 * nb * 128;
+    const float *xs0 = c->x16 + t0 * nb * 16;
+    int64_t g = 0, kin = 0; /* the group of the next chunk, without divisions */
     for (int64_t b = 0; b < nb; b++) {
-        const int64_t ka = 2 * b, kb = ka + 1 < K ? ka + 1 : ka;
-        const int64_t ga = ka / cpg, gb = kb / cpg;
-        /* lanes 0-3: the rows' scales for chunk ka, 4-7: chunk kb */
+        const int64_t ka = 2 * b, ga = g;
+        if (++kin == cpg) kin = 0, g++;
+        const int64_t gb = ka + 1 < K ? g : ga;
+        if (++kin == cpg) kin = 0, g++;
+        /* lanes 0-3: the rows' scales for chunk ka, 4-7: chunk ka + 1 */
         const __m512 Sab = _mm512_castps256_ps512(
             _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_load_ps(sA + ga * 4)), _mm_load_ps(sA + gb * 4), 1));
         const __mmask64 lm = ka + 1 < K ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
         __m512i lo[4], hi[4];
-        __m512 S2[4];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m512i v = _mm512_maskz_loadu_epi8(lm, wp[r] + b * 64);
             lo[r] = _mm512_and_si512(v, m4);
             hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            S2[r] = _mm512_permutexvar_ps(_mm512_add_epi32(base, _mm512_set1_epi32(r)), Sab);
+            _mm512_store_ps(s2 + 16 * r, _mm512_permutexvar_ps(_mm512_add_epi32(base, _mm512_set1_epi32(r)), Sab));
         }
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
-            const int8_t *xp = c->xd + (t0 + t) * nb * 128 + b * 128;
+            const int8_t *xp = xp0 + t * nb * 128 + b * 128;
             const __m512i xe = _mm512_load_si512(xp), xo = _mm512_load_si512(xp + 64);
-            const __m512 X2 = _mm512_load_ps(c->x16 + (t0 + t) * nb * 16 + b * 16);
+            const __m512 X2 = _mm512_load_ps(xs0 + t * nb * 16 + b * 16);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], xe);
                 d = _mm512_dpbusd_epi32(d, hi[r], xo);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(S2[r], X2), acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(X2, _mm512_load_ps(s2 + 16 * r)),
+                                            acc[r][t]);
             }
         }
     }
@@ -528,7 +537,7 @@ T512 static void qgemm_avx512(const uq_cpu_qweight *w, int64_t r0, int64_t nr, c
     const int64_t r8 = (nr + 7) & ~(int64_t)7, t4 = (nt + 3) & ~(int64_t)3;
     c.P = scratch;
     const int64_t ng = (nr * c.G + 15) & ~(int64_t)15;
-    float *sc = scratch + 16, *be = sc + ng, *sT = be + ng, *xT = sT + r8 * c.gp;
+    float *sc = scratch + 64, *be = sc + ng, *sT = be + ng, *xT = sT + r8 * c.gp;
     const int four = x->block == 64 && w->bits == 4;
     const int64_t nb = (c.K + 1) / 2;
     float *x16 = xT;
