@@ -7,7 +7,12 @@
  * --n N > 1 it multiplies N input rows at once and also reports multiply-adds
  * per second (the prefill case).
  *
- *   bench_gemv [--threads N] [--backend cpu|cpu-ref] [--kernels generic|avx2|avx512|neon]
+ * --backend cuda measures the GPU's decode kernels instead (through the CUDA
+ * module, uq_cuda_bench_gemv): by default on 4096 x 4096, 4096 x 14336 and
+ * 14336 x 4096 (or --rows x --cols), against a device-to-device copy timed
+ * in the same run (bytes read + written); --n up to 8 tokens.
+ *
+ *   bench_gemv [--threads N] [--backend cpu|cpu-ref|cuda] [--kernels generic|avx2|avx512|neon]
  *              [--rows R] [--cols C] [--group G] [--bits LIST] [--n N] [--seconds S] [--json] */
 #include <jansson.h>
 #include <stdio.h>
@@ -17,6 +22,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cuda/cuda.h"
 #include "core/threadpool.h"
 #include "quant/quant.h"
 
@@ -142,10 +148,73 @@ static void free_weight(bench_weight *b)
     free(b->biases);
 }
 
+/* ------------------------------------------------------------ the GPU */
+
+/* GEMV bandwidth of the CUDA backend's kernels (weights + scales + biases
+ * read) against a device-to-device copy in the same run; rows / cols 0: the
+ * three default shapes. */
+static int bench_cuda_gemv(int64_t rows, int64_t cols, int group, const char *bits_list, int64_t n, int json)
+{
+    char why[256];
+    if (!uq_cuda_available(why, sizeof why)) {
+        fprintf(stderr, "bench_gemv: the cuda backend is not available: %s\n", why);
+        return 1;
+    }
+    static const int64_t shapes[3][2] = {{4096, 4096}, {4096, 14336}, {14336, 4096}};
+    const int nshape = rows > 0 ? 1 : 3;
+    json_t *jr = json_array();
+    if (!json)
+        printf("backend cuda (%s), affine g%d bf16 scales, %lld input row%s\n%-5s %-14s %10s %10s %7s %9s %9s\n",
+               uq_cuda_device_name(), group, (long long)n, n == 1 ? "" : "s", "bits", "rows x cols", "GEMV GB/s",
+               "copy GB/s", "ratio", "us", "rel err");
+    for (const char *p = bits_list; *p;) {
+        int bits = atoi(p);
+        while (*p && *p != ',') p++;
+        if (*p == ',') p++;
+        for (int i = 0; i < nshape; i++) {
+            const int64_t r = rows > 0 ? rows : shapes[i][0], c = rows > 0 ? cols : shapes[i][1];
+            double out[6];
+            if (uq_cuda_bench_gemv(r, c, bits, group, (int)n, -1, out) != UQ_OK) {
+                fprintf(stderr, "bench_gemv: %d-bit [%lld x %lld]: %s\n", bits, (long long)r, (long long)c,
+                        uq_last_error());
+                json_decref(jr);
+                return 1;
+            }
+            if (json) {
+                json_t *o = json_object();
+                json_object_set_new(o, "backend", json_string("cuda"));
+                json_object_set_new(o, "device", json_string(uq_cuda_device_name()));
+                json_object_set_new(o, "rows", json_integer(r));
+                json_object_set_new(o, "cols", json_integer(c));
+                json_object_set_new(o, "group_size", json_integer(group));
+                json_object_set_new(o, "bits", json_integer(bits));
+                json_object_set_new(o, "n", json_integer(n));
+                json_object_set_new(o, "us_per_call", json_real(out[2]));
+                json_object_set_new(o, "weight_gbs", json_real(out[0]));
+                json_object_set_new(o, "copy_gbs", json_real(out[1]));
+                json_object_set_new(o, "ratio", json_real(out[0] / out[1]));
+                json_object_set_new(o, "rel_err", json_real(out[3]));
+                json_array_append_new(jr, o);
+            } else {
+                printf("%-5d %5lld x %-6lld %10.0f %10.0f %6.1f%% %9.2f %9.1e\n", bits, (long long)r, (long long)c,
+                       out[0], out[1], 100.0 * out[0] / out[1], out[2], out[3]);
+                fflush(stdout);
+            }
+        }
+    }
+    if (json) {
+        char *txt = json_dumps(jr, JSON_INDENT(2));
+        printf("%s\n", txt);
+        free(txt);
+    }
+    json_decref(jr);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: bench_gemv [--threads N] [--backend cpu|cpu-ref] [--kernels generic|avx2|avx512|neon]\n"
+            "usage: bench_gemv [--threads N] [--backend cpu|cpu-ref|cuda] [--kernels generic|avx2|avx512|neon]\n"
             "                  [--rows R] [--cols C] [--group G] [--bits LIST] [--n N] [--seconds S] [--json]\n");
 }
 
@@ -153,6 +222,7 @@ int main(int argc, char **argv)
 {
     int threads = 0, json = 0, group = 64;
     int64_t rows = 4096, cols = 14336, n = 1;
+    int shape_given = 0;
     double seconds = 1.0;
     const char *backend = "cpu", *kernels = NULL, *bits_list = "4,8,3,2";
     for (int i = 1; i < argc; i++) {
@@ -162,8 +232,8 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--threads") == 0) threads = atoi(v), i++;
         else if (strcmp(a, "--backend") == 0) backend = v, i++;
         else if (strcmp(a, "--kernels") == 0) kernels = v, i++;
-        else if (strcmp(a, "--rows") == 0) rows = atoll(v), i++;
-        else if (strcmp(a, "--cols") == 0) cols = atoll(v), i++;
+        else if (strcmp(a, "--rows") == 0) rows = atoll(v), i++, shape_given = 1;
+        else if (strcmp(a, "--cols") == 0) cols = atoll(v), i++, shape_given = 1;
         else if (strcmp(a, "--group") == 0) group = atoi(v), i++;
         else if (strcmp(a, "--bits") == 0) bits_list = v, i++;
         else if (strcmp(a, "--n") == 0) n = atoll(v), i++;
@@ -172,6 +242,10 @@ int main(int argc, char **argv)
     }
     if (threads <= 0) threads = uq_cpu_count();
     if (rows < 1 || cols < 1 || n < 1 || seconds <= 0) return usage(), 2;
+    if (strcmp(backend, "cuda") == 0) {
+        if (n > 8) return usage(), 2;
+        return bench_cuda_gemv(shape_given ? rows : 0, shape_given ? cols : 0, group, bits_list, n, json);
+    }
     const uq_backend_ops *ops = uq_backend_find(backend);
     if (!ops) {
         fprintf(stderr, "bench_gemv: unknown backend \"%s\"\n", backend);

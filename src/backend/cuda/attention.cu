@@ -11,38 +11,45 @@
 #include "common.cuh"
 
 /* The rotate-half pairs (i, i + d/2) with the context's cos / sin tables,
- * rounded as src/runtime/ops.c rounds them. */
-__global__ void rope_store_kernel(attn_args a)
+ * rounded as src/runtime/ops.c rounds them. Block (token, slot): slots below
+ * n_heads rotate that query head in place, the others rotate a key head into
+ * the cache and store its values, one pair per thread. */
+#define ROPE_T 64
+__global__ void __launch_bounds__(ROPE_T) rope_store_kernel(attn_args a)
 {
     pdl_trigger();
     pdl_wait();
-    const int t = blockIdx.x;
+    const int t = blockIdx.x, hs = blockIdx.y;
     const int64_t pos = a.dyn[0] + t, seq = a.dyn[1];
     const int hd = a.head_dim, half = hd / 2;
     const float *cs = a.rope_cos + pos * half, *sn = a.rope_sin + pos * half;
     float *q = a.qkv + (int64_t)t * a.ldq, *k = q + a.q_dim, *v = k + a.kv_dim;
-    float *kc = a.kc + seq * a.seq_stride + pos * a.kv_dim, *vc = a.vc + seq * a.seq_stride + pos * a.kv_dim;
-    for (int idx = threadIdx.x; idx < a.n_heads * half; idx += blockDim.x) {
-        int h = idx / half, i = idx % half;
-        float *x = q + h * hd;
-        float x0 = x[i], x1 = x[i + half];
-        x[i] = __fsub_rn(__fmul_rn(x0, cs[i]), __fmul_rn(x1, sn[i]));
-        x[i + half] = __fadd_rn(__fmul_rn(x1, cs[i]), __fmul_rn(x0, sn[i]));
+    if (hs < a.n_heads) {
+        float *x = q + hs * hd;
+        for (int i = threadIdx.x; i < half; i += ROPE_T) {
+            const float x0 = x[i], x1 = x[i + half], c = cs[i], s = sn[i];
+            x[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+            x[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+        }
+        return;
     }
-    for (int idx = threadIdx.x; idx < a.n_kv * half; idx += blockDim.x) {
-        int h = idx / half, i = idx % half;
-        const float *x = k + h * hd;
-        float x0 = x[i], x1 = x[i + half];
-        kc[h * hd + i] = __fsub_rn(__fmul_rn(x0, cs[i]), __fmul_rn(x1, sn[i]));
-        kc[h * hd + i + half] = __fadd_rn(__fmul_rn(x1, cs[i]), __fmul_rn(x0, sn[i]));
+    const int h = hs - a.n_heads;
+    float *kc = a.kc + seq * a.seq_stride + pos * a.kv_dim + h * hd;
+    float *vc = a.vc + seq * a.seq_stride + pos * a.kv_dim + h * hd;
+    const float *x = k + h * hd;
+    for (int i = threadIdx.x; i < half; i += ROPE_T) {
+        const float x0 = x[i], x1 = x[i + half], c = cs[i], s = sn[i];
+        kc[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+        kc[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
     }
-    for (int64_t i = threadIdx.x; i < a.kv_dim; i += blockDim.x) vc[i] = v[i];
+    for (int i = threadIdx.x; i < hd; i += ROPE_T) vc[i] = v[h * hd + i];
 }
 
 cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st)
 {
     void *args[] = {(void *)a};
-    return launch_kernel((const void *)rope_store_kernel, dim3(a->n), dim3(256), 0, st, args);
+    return launch_kernel((const void *)rope_store_kernel, dim3(a->n, a->n_heads + a->n_kv), dim3(ROPE_T), 0, st,
+                         args);
 }
 
 /* ---------------------------------------------------------------- decode */
@@ -53,13 +60,13 @@ cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st)
 
 /* Block (head h, split sp, token t) attends from the token at position
  * dyn[0] + t to positions [sp * L, (sp + 1) * L) of [0, dyn[0] + t]: scores
- * by warps (a position at a time, lanes splitting the head's dimensions), an
- * online softmax over passes of 64 positions,
+ * by threads (a position each, the key read whole), an online softmax over
+ * passes of 64 positions,
  * and writes its partial (max, sum, unnormalized output) to scratch. The last
  * block of a (head, token) to finish combines the partials. */
 __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
 {
-    __shared__ float qs[DEC_MAXD];
+    __shared__ __align__(16) float qs[DEC_MAXD];
     __shared__ float ps[DEC_T];
     __shared__ float red[2];
     __shared__ int last;
@@ -73,6 +80,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
     if (sp >= nsplit) return;
     const int64_t p_begin = sp * L, p_end = p_begin + L < npos ? p_begin + L : npos;
     const float scale = 1.0f / sqrtf((float)hd);
+    const int vec4 = (hd & 3) == 0 && (a.kv_dim & 3) == 0;
     const float *q = a.qkv + (int64_t)t * a.ldq + h * hd;
     for (int i = tid; i < hd; i += DEC_T) qs[i] = q[i];
     const float *kc = a.kc + seq * a.seq_stride + kvh * hd, *vc = a.vc + seq * a.seq_stride + kvh * hd;
@@ -81,20 +89,24 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
     for (int64_t p0 = p_begin; p0 < p_end; p0 += DEC_T) {
         const int64_t p = p0 + tid;
         float sc = -INFINITY;
-        /* scores: each warp takes its 32 positions one after the other, the
-         * lanes splitting the head's dimensions (coalesced reads of a key) */
-        const int lane = tid & 31;
-        const int64_t pw = p0 + (tid & ~31);
-#pragma unroll 4
-        for (int i = 0; i < 32; i++) {
-            const int64_t pi = pw + i;
-            float part = 0.0f;
-            if (pi < p_end) {
-                const float *kr = kc + pi * a.kv_dim;
-                for (int d = lane; d < hd; d += 32) part = fmaf(qs[d], kr[d], part);
+        /* scores: a position per thread, its key read whole (independent
+         * loads, the query broadcast from shared memory) */
+        if (p < p_end) {
+            const float *kr = kc + p * a.kv_dim;
+            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+            if (vec4) {
+#pragma unroll 8
+                for (int d = 0; d < hd; d += 4) {
+                    const float4 kv = *(const float4 *)(kr + d), qv = *(const float4 *)(qs + d);
+                    s0 = fmaf(qv.x, kv.x, s0);
+                    s1 = fmaf(qv.y, kv.y, s1);
+                    s2 = fmaf(qv.z, kv.z, s2);
+                    s3 = fmaf(qv.w, kv.w, s3);
+                }
+            } else {
+                for (int d = 0; d < hd; d++) s0 = fmaf(qs[d], kr[d], s0);
             }
-            part = warp_sum(part);
-            if (lane == i && pi < p_end) sc = part * scale;
+            sc = ((s0 + s1) + (s2 + s3)) * scale;
         }
         float mx = warp_max(sc);
         if ((tid & 31) == 0) red[tid >> 5] = mx;
@@ -113,6 +125,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
         const int cnt = (int)(p_end - p0 < DEC_T ? p_end - p0 : DEC_T);
 #pragma unroll
         for (int k = 0; k < 4; k++) o[k] *= corr;
+#pragma unroll 8
         for (int i = 0; i < cnt; i++) {
             const float *vr = vc + (p0 + i) * a.kv_dim;
             const float w = ps[i];

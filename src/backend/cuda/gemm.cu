@@ -7,10 +7,12 @@
  * CPU dequantizes them, into bf16 tiles that ldmatrix feeds to the tensor
  * cores.
  *
- * Precision: the input is split into two bf16 halves, x = hi + lo, and so is
- * each dequantized weight; hi.hi + hi.lo + lo.hi keeps about 16 significant
- * bits of each product, close to the fp32 CPU path (the lo.lo term is below
- * that). */
+ * Precision: quantized weights are dequantized in fp32 exactly as the CPU
+ * does and rounded to f16 (11 significant bits; the codes' own error is far
+ * larger), the input rounded to f16: one f16 MMA per product, fp32
+ * accumulation. Float weights are exact in their type and the input is split
+ * into two halves of that type, x = hi + lo: two MMAs, about 16 significant
+ * bits of x. */
 #include "common.cuh"
 
 #define GM_BM 128
@@ -18,7 +20,7 @@
 #define GM_BK 64
 #define GM_THREADS 256
 #define GM_TILE 16384 /* bytes of one 128 x 64 tile of 16-bit values */
-#define GM_SMEM (7 * GM_TILE)
+#define GM_SMEM (6 * GM_TILE) /* the larger of the two layouts (float weights) */
 
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes)
 {
@@ -62,15 +64,14 @@ __device__ __forceinline__ void mma_f16(float *c, const uint32_t *a, const uint3
 /* Byte offset of 16-byte chunk ch (0..7) of row r in a swizzled 128-byte-row tile. */
 __device__ __forceinline__ int swz(int r, int ch) { return r * 128 + ((ch ^ (r & 7)) << 4); }
 
-/* Shared memory: quantized formats keep the dequantized weights (hi and lo
- * bf16 tiles, single-buffered) and two stages of packed weights (8 KB each);
- * float formats feed the tensor cores from two stages of weight tiles. Both
- * end with two stages of input tiles (hi and lo). */
+/* Shared memory: quantized formats keep the dequantized weights (an f16
+ * tile, single-buffered), two stages of packed weights (8 KB each) and two
+ * stages of f16 input tiles; float formats feed the tensor cores from two
+ * stages of weight tiles and two stages of input tiles (hi and lo). */
 #define QOFF_AH 0
-#define QOFF_AL GM_TILE
-#define QOFF_W (2 * GM_TILE)
+#define QOFF_W GM_TILE
 #define QW_STAGE 8192
-#define QOFF_B (2 * GM_TILE + 2 * QW_STAGE)
+#define QOFF_B (GM_TILE + 2 * QW_STAGE)
 #define FOFF_W 0
 #define FOFF_B (2 * GM_TILE)
 
@@ -80,14 +81,16 @@ __device__ __forceinline__ void gemm_load_stage(const mm_args *a, const mm_seg *
     const int quant = F <= 8, tid = threadIdx.x;
     const int64_t K = a->K, k0 = (int64_t)kt * GM_BK;
     unsigned char *tB = smem + (quant ? QOFF_B : FOFF_B);
+    const int nb = quant ? 1 : 2; /* input tiles per stage */
 #pragma unroll
     for (int i = 0; i < 8; i++) {
+        if (quant && i >= 4) break;
         int idx = tid + i * GM_THREADS;
         int arr = idx >> 10, rem = idx & 1023, t = rem >> 3, ch = rem & 7;
         int tok = tok0 + t;
         const uint16_t *base = arr ? a->xl : a->xh;
         const uint16_t *src = base + (int64_t)(tok < a->n ? tok : 0) * K + k0 + ch * 8;
-        cp_async16(tB + (buf * 2 + arr) * GM_TILE + swz(t, ch), src, tok < a->n ? 16 : 0);
+        cp_async16(tB + (buf * nb + arr) * GM_TILE + swz(t, ch), src, tok < a->n ? 16 : 0);
     }
     if (quant) {
         const int wbytes = 8 * F;              /* bytes of one weight row per stage */
@@ -120,17 +123,15 @@ __device__ __forceinline__ void gemm_load_stage(const mm_args *a, const mm_seg *
  * x 32 tokens: 4 x 4 tiles of m16n8k16.
  *
  * Quantized weights are dequantized per stage exactly as the CPU does
- * (w = q s + b or (q - 2^(b-1)) s in fp32) and split w = hi + lo in bf16; with
- * the input split the same way, hi.hi + hi.lo + lo.hi keeps about 16
- * significant bits of every product (three MMAs). bf16 / f16 weights are
- * exact in their type: two MMAs. */
+ * (w = q s + b or (q - 2^(b-1)) s in fp32) and rounded to f16; with the input
+ * in f16, one MMA. bf16 / f16 weights are exact in their type, the input
+ * split in two halves: two MMAs. */
 __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
 {
     extern __shared__ __align__(128) unsigned char smem[];
     const int quant = F <= 8;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp & 1, wn = warp >> 1;
-    pdl_trigger();
     pdl_wait();
 
     int si = 0;
@@ -174,34 +175,28 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
         cp_async_wait_all();
         __syncthreads();
         if (kt + 1 < KT) gemm_load_stage(a, S, row0, tok0, kt + 1, buf ^ 1, smem, F);
-        const unsigned char *tAh, *tAl = smem + QOFF_AL;
+        const unsigned char *tAh;
         if (quant) {
             const uint32_t *wp = (const uint32_t *)(smem + QOFF_W + buf * QW_STAGE + dr * (8 * F) + dh * 4 * F);
             const uint32_t mask = (1u << F) - 1u;
 #pragma unroll
             for (int c = 0; c < 4; c++) {
-                uint32_t ph[4], pl[4];
+                uint32_t ph[4];
 #pragma unroll
                 for (int p = 0; p < 4; p++) {
-                    float hv[2], lv[2];
+                    float wv[2];
 #pragma unroll
                     for (int e = 0; e < 2; e++) {
                         const int k = c * 8 + p * 2 + e, bit = k * F, wi = bit >> 5, off = bit & 31;
                         /* the words are read from shared memory where needed */
                         uint32_t t = off + F <= 32 ? wp[wi] >> off : __funnelshift_r(wp[wi], wp[wi + 1], off);
                         const float q = __uint_as_float((t & mask) | 0x4B000000u) - sub; /* exact */
-                        const float w = affine ? __fadd_rn(__fmul_rn(q, sc[c]), bi[c]) : __fmul_rn(q, sc[c]);
-                        const __nv_bfloat16 h = __float2bfloat16_rn(w);
-                        hv[e] = __bfloat162float(h);
-                        lv[e] = w - hv[e];
+                        wv[e] = affine ? __fadd_rn(__fmul_rn(q, sc[c]), bi[c]) : __fmul_rn(q, sc[c]);
                     }
-                    __nv_bfloat162 h2 = __floats2bfloat162_rn(hv[0], hv[1]);
-                    __nv_bfloat162 l2 = __floats2bfloat162_rn(lv[0], lv[1]);
+                    __half2 h2 = __floats2half2_rn(wv[0], wv[1]);
                     ph[p] = *(uint32_t *)&h2;
-                    pl[p] = *(uint32_t *)&l2;
                 }
                 *(uint4 *)(smem + QOFF_AH + swz(dr, dh * 4 + c)) = make_uint4(ph[0], ph[1], ph[2], ph[3]);
-                *(uint4 *)(smem + QOFF_AL + swz(dr, dh * 4 + c)) = make_uint4(pl[0], pl[1], pl[2], pl[3]);
             }
             __syncthreads();
             tAh = smem + QOFF_AH;
@@ -209,7 +204,7 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
             tAh = smem + FOFF_W + buf * GM_TILE;
         }
         const unsigned char *tB = smem + (quant ? QOFF_B : FOFF_B);
-        const unsigned char *tBh = tB + (buf * 2) * GM_TILE, *tBl = tB + (buf * 2 + 1) * GM_TILE;
+        const unsigned char *tBh = tB + (buf * (quant ? 1 : 2)) * GM_TILE, *tBl = tBh + GM_TILE;
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             uint32_t bh[4][2], bl[4][2];
@@ -222,32 +217,38 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
                 bh[np * 2][1] = r4[1];
                 bh[np * 2 + 1][0] = r4[2];
                 bh[np * 2 + 1][1] = r4[3];
-                ldmatrix_x4(r4, tBl + swz(t, ch));
-                bl[np * 2][0] = r4[0];
-                bl[np * 2][1] = r4[1];
-                bl[np * 2 + 1][0] = r4[2];
-                bl[np * 2 + 1][1] = r4[3];
+                if (!quant) {
+                    ldmatrix_x4(r4, tBl + swz(t, ch));
+                    bl[np * 2][0] = r4[0];
+                    bl[np * 2][1] = r4[1];
+                    bl[np * 2 + 1][0] = r4[2];
+                    bl[np * 2 + 1][1] = r4[3];
+                }
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                uint32_t ah[4], al[4];
+                uint32_t ah[4];
                 const int r = wm * 64 + mt * 16 + (lane & 15), ch = ks * 2 + (lane >> 4);
                 ldmatrix_x4(ah, tAh + swz(r, ch));
-                if (quant) ldmatrix_x4(al, tAl + swz(r, ch));
 #pragma unroll
                 for (int nt = 0; nt < 4; nt++) {
-                    if (F == FMT_F16) {
+                    if (quant) {
+                        mma_f16(acc[mt][nt], ah, bh[nt]);
+                    } else if (F == FMT_F16) {
                         mma_f16(acc[mt][nt], ah, bh[nt]);
                         mma_f16(acc[mt][nt], ah, bl[nt]);
                     } else {
                         mma_bf16(acc[mt][nt], ah, bh[nt]);
                         mma_bf16(acc[mt][nt], ah, bl[nt]);
-                        if (quant) mma_bf16(acc[mt][nt], al, bh[nt]);
                     }
                 }
             }
         }
     }
+
+    /* the next kernel may start once every block is past its loop (earlier,
+     * its waiting blocks would hold the places of this kernel's later ones) */
+    pdl_trigger();
 
     /* ---- epilogue */
 #pragma unroll

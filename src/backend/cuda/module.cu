@@ -405,12 +405,13 @@ static void base_args(mm_args *a, const dmat *w0, int mode, const float *x, int6
     a->ldy = ldy;
 }
 
-/* The GEMM input: x split into 16-bit halves (f16 for f16 weights, else bf16). */
+/* The GEMM input: x split into 16-bit halves (bf16 for bf16 weights, else
+ * f16; quantized weights use only the first, x rounded to f16). */
 static cudaError_t gemm_input(mstate *s, const dmat *const *w, const float *x, int64_t ldx, int n, mm_args *a)
 {
     a->xh = s->sh;
     a->xl = s->sl;
-    return launch_split(x, ldx, n, w[0]->cols, dmat_fmt(w[0]) == FMT_F16, s->sh, s->sl, s->st);
+    return launch_split(x, ldx, n, w[0]->cols, dmat_fmt(w[0]) != FMT_BF16, s->sh, s->sl, s->st);
 }
 
 /* y (+)= x . W^T for one weight, whatever path suits it. */
