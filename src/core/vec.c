@@ -79,6 +79,23 @@ UQ_CLONES void uq_softmax_f32(float *x, int64_t n)
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+UQ_CLONES void uq_softmax_cols16(float *s, int64_t rows)
+{
+    float m[16], sum[16];
+    for (int i = 0; i < 16; i++) m[i] = s[i], sum[i] = 0;
+    for (int64_t r = 1; r < rows; r++)
+        for (int i = 0; i < 16; i++) m[i] = s[r * 16 + i] > m[i] ? s[r * 16 + i] : m[i];
+    for (int64_t r = 0; r < rows; r++)
+        for (int i = 0; i < 16; i++) {
+            float e = uq_exp_neg(s[r * 16 + i] - m[i]);
+            s[r * 16 + i] = e;
+            sum[i] += e;
+        }
+    for (int i = 0; i < 16; i++) m[i] = 1.0f / sum[i];
+    for (int64_t r = 0; r < rows; r++)
+        for (int i = 0; i < 16; i++) s[r * 16 + i] *= m[i];
+}
+
 UQ_CLONES void uq_swiglu_f32(float *g, const float *u, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {

@@ -15,6 +15,9 @@ void uq_attn_scores(const float *q, const float *k, int64_t stride, int64_t npos
 void uq_attn_mix(const float *w, const float *v, int64_t stride, int64_t npos, int64_t d, float *out);
 /* x = softmax(x) in place (max-subtracted, sum in double). */
 void uq_softmax_f32(float *x, int64_t n);
+/* Softmax down each of the 16 columns of s[rows][16] in place, as
+ * uq_softmax_f32 on every column (-INFINITY entries get weight 0). */
+void uq_softmax_cols16(float *s, int64_t rows);
 /* g[i] = silu(g[i]) * u[i] (SwiGLU), with the vectorizable exponential. */
 void uq_swiglu_f32(float *g, const float *u, int64_t n);
 /* exp(x) for x <= 0 within 2 ulp: a polynomial the compiler vectorizes. */

@@ -215,7 +215,7 @@ uq_status uq_context_create(const uq_model *m, const uq_context_params *p, uq_co
     c->att_out = alloc_f32(nb * c->q_dim, &st);
     c->hb = alloc_f32(nb * c->hidden_ff, &st);
     c->hb2 = alloc_f32(nb * c->hidden_ff, &st);
-    c->att_scratch = alloc_f32((int64_t)uq_pool_threads(c->pool) * c->n_ctx, &st);
+    c->att_scratch = alloc_f32((int64_t)uq_pool_threads(c->pool) * uq_attn_scratch_floats(c->n_ctx, c->head_dim), &st);
     if (st != UQ_OK) goto fail;
     uq_rope_tables(&c->cfg, c->n_ctx, c->rope_cos, c->rope_sin);
     *out = c;

@@ -56,7 +56,7 @@ static void matmul3(uq_context *c, const uq_weight *w0, const uq_weight *w1, con
 typedef struct attn_job {
     uq_context *c;
     int seq;
-    int64_t layer, pos0;
+    int64_t layer, pos0, n;
 } attn_job;
 
 static float *cache_at(const uq_context *c, float *cache, int seq, int64_t layer, int64_t pos)
@@ -64,20 +64,32 @@ static float *cache_at(const uq_context *c, float *cache, int seq, int64_t layer
     return cache + (((int64_t)seq * c->n_layers + layer) * c->n_ctx + pos) * c->kv_dim;
 }
 
-/* One (token, head) pair: causal softmax attention over the cache. */
+/* One head x a block of up to UQ_ATTN_BLOCK consecutive tokens (cut from the
+ * shape alone), the blocks with the most keys first: causal softmax
+ * attention over the cache. A single token (decode) takes the one-query
+ * kernels. */
 static void attn_task(void *arg, int64_t task, int thread)
 {
     attn_job *j = arg;
     uq_context *c = j->c;
-    int64_t t = task / c->n_heads, h = task % c->n_heads;
-    int64_t hd = c->head_dim, kvh = h / (c->n_heads / c->n_kv), npos = j->pos0 + t + 1;
-    const float *q = c->q + t * c->q_dim + h * hd;
-    float *scores = c->att_scratch + (int64_t)thread * c->n_ctx;
+    const int64_t nblocks = (j->n + UQ_ATTN_BLOCK - 1) / UQ_ATTN_BLOCK;
+    const int64_t b = nblocks - 1 - task / c->n_heads, h = task % c->n_heads;
+    const int64_t t0 = b * UQ_ATTN_BLOCK, nq = j->n - t0 < UQ_ATTN_BLOCK ? j->n - t0 : UQ_ATTN_BLOCK;
+    const int64_t hd = c->head_dim, kvh = h / (c->n_heads / c->n_kv);
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *q = c->q + t0 * c->q_dim + h * hd;
+    float *out = c->att_out + t0 * c->q_dim + h * hd;
+    float *scratch = c->att_scratch + (int64_t)thread * uq_attn_scratch_floats(c->n_ctx, hd);
     const float *k = cache_at(c, c->k_cache, j->seq, j->layer, 0) + kvh * hd;
     const float *v = cache_at(c, c->v_cache, j->seq, j->layer, 0) + kvh * hd;
-    uq_attn_scores(q, k, c->kv_dim, npos, hd, 1.0f / sqrtf((float)hd), scores);
-    uq_softmax_f32(scores, npos);
-    uq_attn_mix(scores, v, c->kv_dim, npos, hd, c->att_out + t * c->q_dim + h * hd);
+    if (nq == 1) {
+        const int64_t npos = j->pos0 + t0 + 1;
+        uq_attn_scores(q, k, c->kv_dim, npos, hd, scale, scratch);
+        uq_softmax_f32(scratch, npos);
+        uq_attn_mix(scratch, v, c->kv_dim, npos, hd, out);
+    } else {
+        uq_attn_block(q, c->q_dim, k, v, c->kv_dim, hd, j->pos0 + t0, nq, scale, out, c->q_dim, scratch);
+    }
 }
 
 static void layer_forward(uq_context *c, int seq, int64_t l, int64_t pos0, int64_t n)
@@ -96,8 +108,8 @@ static void layer_forward(uq_context *c, int seq, int64_t l, int64_t pos0, int64
         memcpy(cache_at(c, c->k_cache, seq, l, p), c->k + t * c->kv_dim, (size_t)c->kv_dim * sizeof(float));
         memcpy(cache_at(c, c->v_cache, seq, l, p), c->v + t * c->kv_dim, (size_t)c->kv_dim * sizeof(float));
     }
-    attn_job aj = {c, seq, l, pos0};
-    uq_pool_run(c->pool, n * c->n_heads, attn_task, &aj);
+    attn_job aj = {c, seq, l, pos0, n};
+    uq_pool_run(c->pool, (n + UQ_ATTN_BLOCK - 1) / UQ_ATTN_BLOCK * c->n_heads, attn_task, &aj);
     matmul(c, L->wo, c->att_out, n, c->xb2, L->bo);
     for (int64_t i = 0; i < n * d; i++) c->x[i] += c->xb2[i];
 

@@ -29,9 +29,21 @@ struct uq_context {
     float *rope_cos, *rope_sin;       /* [n_ctx][head_dim / 2] */
     /* activations for up to n_batch tokens */
     float *x, *xb, *xb2, *q, *k, *v, *att_out, *hb, *hb2;
-    float *att_scratch;               /* [threads][n_ctx] */
+    float *att_scratch;               /* [threads][uq_attn_scratch_floats] */
     float *logits_tmp;                /* [vocab] */
 };
+
+/* attention.c: causal attention of nq consecutive queries of one head, at
+ * positions pos0.., over keys/values 0..pos0 + nq - 1 (rows kv_stride apart,
+ * already holding the block's own keys). q[i * q_stride + 0..hd) is query i,
+ * out[i * out_stride + 0..hd) its output; scores are scaled by scale. */
+#define UQ_ATTN_BLOCK 32 /* queries per prefill attention task */
+int64_t uq_attn_scratch_floats(int64_t n_ctx, int64_t head_dim);
+void uq_attn_block(const float *q, int64_t q_stride, const float *k, const float *v, int64_t kv_stride,
+                   int64_t hd, int64_t pos0, int64_t nq, float scale, float *out, int64_t out_stride,
+                   float *scratch);
+/* Tests: 1 runs the portable kernels even where SIMD ones exist, 0 the best. */
+void uq_attn_force_portable(int on);
 
 /* ops.c */
 void uq_rmsnorm(float *out, const float *x, const float *w, int64_t n, double eps);
