@@ -15,7 +15,15 @@
  * two are formed once per chunk and each dot product then costs vpdpbusd, a
  * conversion and a fused multiply-add. Otherwise (32-blocks: groups of 32 or
  * odd multiples of it) lane l of a chunk is scaled by xs[l] times its group
- * scale. Float weights: F16 / BF16 converted to f32 in registers, FMA. */
+ * scale. Float weights: F16 / BF16 converted to f32 in registers, FMA.
+ *
+ * 4-bit weights with 64-blocks (the common case) take a shorter path: 128
+ * codes of a row are one 64-byte load whose low and high nibbles (an AND, a
+ * shift and an AND) are the even and the odd codes; the task deinterleaves
+ * its inputs the same way once, so two vpdpbusd give the dot products of
+ * codes 8l..8l+7 in lane l, and one multiply-add with the lanes' scale
+ * products (two chunks per vector) accumulates them: about half the
+ * instructions of the general path per code. */
 #include "backend/cpu/cpu_kernels.h"
 
 #ifdef UQ_CPU_X86
