@@ -132,6 +132,7 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
     const int quant = F <= 8;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp & 1, wn = warp >> 1;
+    pdl_trigger();
     pdl_wait();
 
     int si = 0;
@@ -245,10 +246,6 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
             }
         }
     }
-
-    /* the next kernel may start once every block is past its loop (earlier,
-     * its waiting blocks would hold the places of this kernel's later ones) */
-    pdl_trigger();
 
     /* ---- epilogue */
 #pragma unroll
