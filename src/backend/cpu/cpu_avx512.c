@@ -503,14 +503,16 @@ __attribute__((constructor)) static void fill_unpack_tables(void)
 
 /* out[g][r] = sc[r * G + g] for g < G rounded up to 16, r < 4 (rows from n
  * on and groups from G on read as 0): a 4 x 16 transpose per 16 groups. */
-T512 static void transpose_scales(const float *sc, int64_t G, int n, float *out)
+INLINE512 void transpose_scales_dt(const void *src, uq_dtype dt, int64_t G, int n, float *out)
 {
+    const size_t el = dt == UQ_F32 ? 4 : 2;
+    const char *sc = src;
     for (int64_t g = 0; g < G; g += 16) {
         const __mmask16 m = mask16(G - g);
-        __m512 z = _mm512_setzero_ps(), a = n > 0 ? _mm512_maskz_loadu_ps(m, sc + g) : z;
-        __m512 b = n > 1 ? _mm512_maskz_loadu_ps(m, sc + G + g) : z;
-        __m512 c = n > 2 ? _mm512_maskz_loadu_ps(m, sc + 2 * G + g) : z;
-        __m512 d = n > 3 ? _mm512_maskz_loadu_ps(m, sc + 3 * G + g) : z;
+        __m512 z = _mm512_setzero_ps(), a = n > 0 ? load16(sc + (size_t)g * el, dt, m) : z;
+        __m512 b = n > 1 ? load16(sc + (size_t)(G + g) * el, dt, m) : z;
+        __m512 c = n > 2 ? load16(sc + (size_t)(2 * G + g) * el, dt, m) : z;
+        __m512 d = n > 3 ? load16(sc + (size_t)(3 * G + g) * el, dt, m) : z;
         __m512 t0 = _mm512_unpacklo_ps(a, b), t1 = _mm512_unpackhi_ps(a, b);
         __m512 t2 = _mm512_unpacklo_ps(c, d), t3 = _mm512_unpackhi_ps(c, d);
         /* u_m, 128-bit block j: group 4j + m of the 4 rows */
@@ -523,6 +525,19 @@ T512 static void transpose_scales(const float *sc, int64_t G, int n, float *out)
         _mm512_store_ps(out + 4 * g + 32, _mm512_shuffle_f32x4(p1, p3, 0x88));
         _mm512_store_ps(out + 4 * g + 48, _mm512_shuffle_f32x4(p1, p3, 0xdd));
     }
+}
+
+T512 static void transpose_scales(const float *sc, int64_t G, int n, float *out)
+{
+    transpose_scales_dt(sc, UQ_F32, G, n, out);
+}
+
+/* The same straight from the stored scales (F32, F16 or BF16). */
+T512 static void transpose_scales_raw(const void *sc, uq_dtype dt, int64_t G, int n, float *out)
+{
+    if (dt == UQ_BF16) transpose_scales_dt(sc, UQ_BF16, G, n, out);
+    else if (dt == UQ_F16) transpose_scales_dt(sc, UQ_F16, G, n, out);
+    else transpose_scales_dt(sc, UQ_F32, G, n, out);
 }
 
 T512 static void qgemm_avx512(const uq_cpu_qweight *w, int64_t r0, int64_t nr, const uq_cpu_qact *x, int64_t nt,
@@ -562,7 +577,10 @@ T512 static void qgemm_avx512(const uq_cpu_qweight *w, int64_t r0, int64_t nr, c
         for (int64_t t = 0; t < nt; t++)
             prepare_ntile4(x->q + t * c.cols, x->xsb + t * (c.cols / 32), c.cols, xd + t * nb * 128, x16 + t * nb * 16);
     }
-    convert_scales(w, r0, nr, sc, be);
+    if (four && !w->symmetric) /* the scales go straight to the transposed layout below */
+        to_f32((const char *)w->biases + (size_t)r0 * (size_t)c.G * uq_dtype_size(w->sdt), w->sdt, nr * c.G, be);
+    else
+        convert_scales(w, r0, nr, sc, be);
     {
         /* the next rows' scales and biases (most likely the next task's), into
          * L2 while this task computes */
@@ -581,8 +599,15 @@ T512 static void qgemm_avx512(const uq_cpu_qweight *w, int64_t r0, int64_t nr, c
     int mode = w->group % 64 != 0;
     if (four) {
         /* 4-bit: scales by blocks of 4 rows, the inputs deinterleaved above */
-        for (int64_t b = 0; b < r8 / 4; b++)
-            transpose_scales(sc + 4 * b * c.G, c.G, nr - 4 * b < 4 ? (int)(nr - 4 * b) : 4, sT + 4 * b * c.gp);
+        const size_t el = uq_dtype_size(w->sdt);
+        for (int64_t b = 0; b < r8 / 4; b++) {
+            const int n4 = nr - 4 * b < 4 ? (int)(nr - 4 * b) : 4;
+            if (w->symmetric)
+                transpose_scales(sc + 4 * b * c.G, c.G, n4, sT + 4 * b * c.gp);
+            else
+                transpose_scales_raw((const char *)w->scales + (size_t)(r0 + 4 * b) * (size_t)c.G * el, w->sdt, c.G,
+                                     n4, sT + 4 * b * c.gp);
+        }
         c.sT = sT;
         c.x16 = x16;
         c.xd = xd;
