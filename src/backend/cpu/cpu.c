@@ -416,12 +416,12 @@ static plan make_plan(int64_t rows, int64_t cols, int64_t n, size_t bytes_per_in
     tt = tt < 4 ? 4 : tt > 64 ? 64 : tt & ~(int64_t)3;
     p.toks_per_task = n < tt ? n : tt;
     p.tok_tasks = (n + p.toks_per_task - 1) / p.toks_per_task;
-    /* about 32K multiply-adds a task at least (a few microseconds: waking
+    /* about 64K multiply-adds a task at least (a few microseconds: waking
      * a worker costs about as much); few tasks otherwise: each converts its
      * rows' scales and prepares its inputs, and long runs of rows stream
      * better; enough of them (4 a thread) to balance the threads */
     double work = (double)rows * (double)cols * (double)n;
-    int64_t want = (int64_t)(work / 32768.0), most = threads * 4 > 32 ? threads * 4 : 32;
+    int64_t want = (int64_t)(work / 65536.0), most = threads * 4 > 32 ? threads * 4 : 32;
     want = want < 1 ? 1 : want > most ? most : want;
     int64_t rt = (want + p.tok_tasks - 1) / p.tok_tasks;
     int64_t rpt = (rows + rt - 1) / rt;

@@ -81,6 +81,8 @@ typedef struct qctx {
     const int8_t *xq;
     const float *xs, *gsum;
     const float *sc, *be; /* [nr][G] scales and effective biases of the task's rows */
+    const void *braw;     /* or the task's rows' biases as stored (4-bit affine), in bdt */
+    uq_dtype bdt;
     const float *sT;      /* [nr / 4][gp][4]: the scales by blocks of 4 rows (64-blocks) */
     const float *xT;      /* [nt / 4][K][4]: the inputs' chunk scales by blocks of 4 (64-blocks) */
     float *P;             /* 64 floats: scale products of the current chunk (block) */
@@ -99,19 +101,32 @@ INLINE512 __m512i unpack64(const uint8_t *p, __mmask64 lm, __m512i perm, __m512i
     return _mm512_and_si512(_mm512_multishift_epi64_epi8(shifts, v), bmask);
 }
 
-/* acc[r][t] + bias . group sums, for the tile's rows and inputs. */
-INLINE512 void add_bias(const qctx *c, __m512 (*acc)[4], int64_t i0, int64_t t0, const int R, const int T)
+INLINE512 void add_bias_dt(const qctx *c, __m512 (*acc)[4], int64_t i0, int64_t t0, const int R, const int T,
+                           const void *be, const uq_dtype dt)
 {
+    const size_t el = dt == UQ_F32 ? 4 : 2;
     for (int64_t g = 0; g < c->G; g += 16) {
         const __mmask16 k = mask16(c->G - g);
+        __m512 b[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) b[r] = load16((const char *)be + (size_t)((i0 + r) * c->G + g) * el, dt, k);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             __m512 gs = _mm512_maskz_loadu_ps(k, c->gsum + (t0 + t) * c->G + g);
 #pragma GCC unroll 8
-            for (int r = 0; r < R; r++)
-                acc[r][t] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, c->be + (i0 + r) * c->G + g), gs, acc[r][t]);
+            for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(b[r], gs, acc[r][t]);
         }
     }
+}
+
+/* acc[r][t] + bias . group sums, for the tile's rows and inputs: the biases
+ * converted to f32 (be), or read as stored (braw, 4-bit affine tasks). */
+INLINE512 void add_bias(const qctx *c, __m512 (*acc)[4], int64_t i0, int64_t t0, const int R, const int T)
+{
+    if (!c->braw) add_bias_dt(c, acc, i0, t0, R, T, c->be, UQ_F32);
+    else if (c->bdt == UQ_BF16) add_bias_dt(c, acc, i0, t0, R, T, c->braw, UQ_BF16);
+    else if (c->bdt == UQ_F16) add_bias_dt(c, acc, i0, t0, R, T, c->braw, UQ_F16);
+    else add_bias_dt(c, acc, i0, t0, R, T, c->braw, UQ_F32);
 }
 
 /* y[t][i0 + r] = the sum of acc[r][t]'s lanes (R <= 4, or up to 8 when T is
@@ -577,10 +592,12 @@ T512 static void qgemm_avx512(const uq_cpu_qweight *w, int64_t r0, int64_t nr, c
         for (int64_t t = 0; t < nt; t++)
             prepare_ntile4(x->q + t * c.cols, x->xsb + t * (c.cols / 32), c.cols, xd + t * nb * 128, x16 + t * nb * 16);
     }
-    if (four && !w->symmetric) /* the scales go straight to the transposed layout below */
-        to_f32((const char *)w->biases + (size_t)r0 * (size_t)c.G * uq_dtype_size(w->sdt), w->sdt, nr * c.G, be);
-    else
+    if (four && !w->symmetric) { /* scales and biases read as stored */
+        c.braw = (const char *)w->biases + (size_t)r0 * (size_t)c.G * uq_dtype_size(w->sdt);
+        c.bdt = w->sdt;
+    } else {
         convert_scales(w, r0, nr, sc, be);
+    }
     {
         /* the next rows' scales and biases (most likely the next task's), into
          * L2 while this task computes */
