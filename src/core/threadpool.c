@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -29,13 +30,17 @@ struct uq_pool {
     pthread_mutex_t lock;        /* guards sleepers and the sleeping */
     pthread_cond_t wake;
     int sleepers;
-    atomic_uint_fast64_t generation; /* bumped per run (release) */
-    atomic_int active;           /* workers still busy in this run */
+    /* Each hot atomic on its own cache line: workers take tasks from `next`
+     * while the caller polls `active` and idle workers poll `generation`,
+     * and sharing one line would move it between cores at every access. */
+    _Alignas(64) atomic_uint_fast64_t generation; /* bumped per run (release) */
     atomic_int stop;
     uq_task_fn fn;               /* written before generation is bumped */
     void *arg;
     int64_t n_tasks;
-    atomic_llong next;
+    _Alignas(64) atomic_int active; /* workers still busy in this run */
+    _Alignas(64) atomic_llong next;
+    char pad[64 - sizeof(atomic_llong)];
 };
 
 int uq_cpu_count(void)
@@ -100,8 +105,9 @@ uq_status uq_pool_create(int n_threads, uq_pool **out)
 {
     *out = NULL;
     if (n_threads <= 0) n_threads = uq_cpu_count();
-    uq_pool *p = calloc(1, sizeof *p);
+    uq_pool *p = aligned_alloc(_Alignof(uq_pool), sizeof *p); /* its atomics sit on their own lines */
     if (!p) return uq_fail(UQ_ERR_NOMEM, "out of memory");
+    memset(p, 0, sizeof *p);
     p->n = n_threads;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
