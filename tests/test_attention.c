@@ -3,6 +3,7 @@
  * the portable kernels: head sizes that are and are not multiples of the
  * vector width, grouped-query layouts, query counts that are not multiples of
  * the lane groups, blocks that start after cached positions, sharp softmaxes.
+ * The one-query kernels of decoding are checked against the same reference.
  * A query's result must not depend on the block it is computed in, and the
  * forward pass must give the same logits whatever the thread count and
  * agree with token-by-token decoding. */
@@ -93,6 +94,18 @@ static void run_case(const acase *a, uint64_t *seed)
             uq_attn_block(q + i * q_stride + h * a->hd, q_stride, k + kvh * a->hd, v + kvh * a->hd, kv_stride, a->hd,
                           a->pos0 + i, 1, scale, one, a->hd, scratch);
             assert_memory_equal(one, out + i * q_stride + h * a->hd, (size_t)a->hd * sizeof *one);
+        }
+        /* the decoding kernels (one query) against the reference */
+        for (int64_t i = 0; i < a->nq; i += 1 + a->nq / 5) {
+            const int64_t h = (i + 1) % a->n_heads, kvh = h / (a->n_heads / a->n_kv);
+            uq_attn_one(q + i * q_stride + h * a->hd, k + kvh * a->hd, v + kvh * a->hd, kv_stride, a->hd,
+                        a->pos0 + i + 1, scale, one, scratch);
+            reference(q + i * q_stride + h * a->hd, q_stride, k + kvh * a->hd, v + kvh * a->hd, kv_stride, a->hd,
+                      a->pos0 + i, 1, scale, ref);
+            for (int64_t e = 0; e < a->hd; e++)
+                if (!(fabs((double)one[e] - ref[e]) < 2e-5))
+                    fail_msg("one query: hd %lld pos %lld portable %d: %g vs %g", (long long)a->hd,
+                             (long long)(a->pos0 + i), portable, (double)one[e], ref[e]);
         }
     }
     uq_attn_force_portable(0);

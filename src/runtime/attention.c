@@ -240,6 +240,74 @@ T512 static void mix_avx512(const float *p, int lane, int nr, const float *v, in
     }
 }
 
+/* One query (decoding), head sizes that are multiples of 16 up to 128.
+ * Scores: 16 keys at a time, each key's dot product accumulated across the
+ * head in one vector, then the 16 vectors summed lane-wise by a transposing
+ * tree (pairs within 128-bit blocks, then 64-bit halves, then the blocks), so
+ * one store writes 16 scores. */
+T512 static void scores_one_avx512(const float *q, const float *k, int64_t kv_stride, int64_t hd, int64_t npos,
+                                   float scale, float *s)
+{
+    const int nv = (int)(hd / 16);
+    __m512 qv[8];
+    for (int i = 0; i < nv; i++) qv[i] = _mm512_loadu_ps(q + 16 * i);
+    const __m512 sc = _mm512_set1_ps(scale);
+    int64_t p = 0;
+    for (; p + 16 <= npos; p += 16) {
+        __m512 a[16];
+        for (int j = 0; j < 16; j++) {
+            const float *kp = k + (p + j) * kv_stride;
+            __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kp));
+            for (int i = 1; i < nv; i++) acc = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(kp + 16 * i), acc);
+            a[j] = acc;
+        }
+        __m512 b[8], c[4], d[2];
+        for (int i = 0; i < 8; i++)
+            b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+        for (int i = 0; i < 4; i++) {
+            __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+            c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+        }
+        for (int i = 0; i < 2; i++)
+            d[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+                                 _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xdd));
+        __m512 e = _mm512_add_ps(_mm512_shuffle_f32x4(d[0], d[1], 0x88), _mm512_shuffle_f32x4(d[0], d[1], 0xdd));
+        _mm512_storeu_ps(s + p, _mm512_mul_ps(e, sc));
+    }
+    for (; p < npos; p++) {
+        const float *kp = k + p * kv_stride;
+        __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kp));
+        for (int i = 1; i < nv; i++) acc = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(kp + 16 * i), acc);
+        s[p] = _mm512_reduce_add_ps(acc) * scale;
+    }
+}
+
+/* out = sum_p w[p] v[p] with the sums in registers, two sets of
+ * accumulators (even and odd keys) so consecutive keys do not wait on each
+ * other's additions. */
+T512 static void mix_one_avx512(const float *w, const float *v, int64_t kv_stride, int64_t hd, int64_t npos,
+                                float *out)
+{
+    const int nv = (int)(hd / 16);
+    __m512 e[8], o[8];
+    for (int i = 0; i < nv; i++) e[i] = o[i] = _mm512_setzero_ps();
+    int64_t p = 0;
+    for (; p + 2 <= npos; p += 2) {
+        const float *v0 = v + p * kv_stride, *v1 = v0 + kv_stride;
+        const __m512 w0 = _mm512_set1_ps(w[p]), w1 = _mm512_set1_ps(w[p + 1]);
+        for (int i = 0; i < nv; i++) {
+            e[i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(v0 + 16 * i), e[i]);
+            o[i] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(v1 + 16 * i), o[i]);
+        }
+    }
+    if (p < npos) {
+        const float *v0 = v + p * kv_stride;
+        const __m512 w0 = _mm512_set1_ps(w[p]);
+        for (int i = 0; i < nv; i++) e[i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(v0 + 16 * i), e[i]);
+    }
+    for (int i = 0; i < nv; i++) _mm512_storeu_ps(out + 16 * i, _mm512_add_ps(e[i], o[i]));
+}
+
 #endif
 
 static int force_portable;
@@ -289,4 +357,20 @@ void uq_attn_block(const float *q, int64_t q_stride, const float *k, const float
                 mix_c(s, r0, nr, v, kv_stride, hd, nkeys, o, out_stride);
         }
     }
+}
+
+void uq_attn_one(const float *q, const float *k, const float *v, int64_t kv_stride, int64_t hd, int64_t npos,
+                 float scale, float *out, float *scratch)
+{
+#ifdef ATTN_X86
+    if (hd % 16 == 0 && hd <= 128 && use_avx512()) {
+        scores_one_avx512(q, k, kv_stride, hd, npos, scale, scratch);
+        uq_softmax_f32(scratch, npos);
+        mix_one_avx512(scratch, v, kv_stride, hd, npos, out);
+        return;
+    }
+#endif
+    uq_attn_scores(q, k, kv_stride, npos, hd, scale, scratch);
+    uq_softmax_f32(scratch, npos);
+    uq_attn_mix(scratch, v, kv_stride, npos, hd, out);
 }

@@ -84,9 +84,7 @@ static void attn_task(void *arg, int64_t task, int thread)
     const float *v = cache_at(c, c->v_cache, j->seq, j->layer, 0) + kvh * hd;
     if (nq == 1) {
         const int64_t npos = j->pos0 + t0 + 1;
-        uq_attn_scores(q, k, c->kv_dim, npos, hd, scale, scratch);
-        uq_softmax_f32(scratch, npos);
-        uq_attn_mix(scratch, v, c->kv_dim, npos, hd, out);
+        uq_attn_one(q, k, v, c->kv_dim, hd, npos, scale, out, scratch);
     } else {
         uq_attn_block(q, c->q_dim, k, v, c->kv_dim, hd, j->pos0 + t0, nq, scale, out, c->q_dim, scratch);
     }

@@ -44,6 +44,10 @@ void uq_attn_block(const float *q, int64_t q_stride, const float *k, const float
                    float *scratch);
 /* Tests: 1 runs the portable kernels even where SIMD ones exist, 0 the best. */
 void uq_attn_force_portable(int on);
+/* One query over npos keys (decoding): scores, softmax and mix; scratch holds
+ * npos floats. */
+void uq_attn_one(const float *q, const float *k, const float *v, int64_t kv_stride, int64_t hd, int64_t npos,
+                 float scale, float *out, float *scratch);
 
 /* ops.c */
 void uq_rmsnorm(float *out, const float *x, const float *w, int64_t n, double eps);
