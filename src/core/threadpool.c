@@ -1,7 +1,14 @@
 /* Persistent thread pool. A decode step runs dozens of small parallel
  * operations, so handing out work must cost far less than a condition
  * variable's wake-up: idle workers spin on a generation counter for a while
- * (about a millisecond) before they sleep, and the caller works too. */
+ * (about a millisecond) before they sleep, and the caller works too.
+ *
+ * When the machine has more runnable threads than cores (another program
+ * busy), a worker can lose its core in the middle of a task and the caller
+ * then waits for the scheduler, milliseconds per run, dozens of runs per
+ * token. The caller notices such a wait (far longer than its own tasks took)
+ * and runs the next SOLO_RUNS runs alone before trying the workers again:
+ * results do not depend on which thread runs a task. */
 #include "core/threadpool.h"
 
 #include "core/error.h"
@@ -11,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -22,7 +30,7 @@
 #define cpu_relax() ((void)0)
 #endif
 
-enum { SPIN_LIMIT = 1 << 14 };
+enum { SPIN_LIMIT = 1 << 14, SOLO_RUNS = 256 };
 
 struct uq_pool {
     int n;                       /* threads including the caller */
@@ -30,6 +38,7 @@ struct uq_pool {
     pthread_mutex_t lock;        /* guards sleepers and the sleeping */
     pthread_cond_t wake;
     int sleepers;
+    int solo_left;               /* runs the caller still does alone (caller only) */
     /* Each hot atomic on its own cache line: workers take tasks from `next`
      * while the caller polls `active` and idle workers poll `generation`,
      * and sharing one line would move it between cores at every access. */
@@ -49,13 +58,23 @@ int uq_cpu_count(void)
     return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
 }
 
-static void drain(uq_pool *p, int thread)
+/* Runs tasks until none is left; returns how many this thread ran. */
+static int64_t drain(uq_pool *p, int thread)
 {
-    for (;;) {
+    int64_t ran = 0;
+    for (;; ran++) {
         int64_t i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
         if (i >= p->n_tasks) break;
         p->fn(p->arg, i, thread);
     }
+    return ran;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 typedef struct worker_arg {
@@ -152,7 +171,7 @@ int uq_pool_threads(const uq_pool *p) { return p ? p->n : 1; }
 void uq_pool_run(uq_pool *p, int64_t n_tasks, uq_task_fn fn, void *arg)
 {
     if (n_tasks <= 0) return;
-    if (!p || p->n == 1 || n_tasks == 1) {
+    if (!p || p->n == 1 || n_tasks == 1 || (p->solo_left > 0 && p->solo_left--)) {
         for (int64_t i = 0; i < n_tasks; i++) fn(arg, i, 0);
         return;
     }
@@ -165,10 +184,16 @@ void uq_pool_run(uq_pool *p, int64_t n_tasks, uq_task_fn fn, void *arg)
     pthread_mutex_lock(&p->lock);
     if (p->sleepers) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    drain(p, 0);
+    const int64_t t0 = now_ns(), mine = drain(p, 0), t1 = now_ns();
     int spins = 0;
     while (atomic_load_explicit(&p->active, memory_order_acquire) > 0) {
         if (++spins < SPIN_LIMIT) cpu_relax();
         else sched_yield();
+    }
+    if (spins >= SPIN_LIMIT / 4 && mine > 0) {
+        /* more than a millisecond waited, and more than 8 of the caller's
+         * own tasks would have taken: a worker is off its core */
+        const int64_t waited = now_ns() - t1;
+        if (waited > 1000000 && waited > 8 * (t1 - t0) / mine) p->solo_left = SOLO_RUNS;
     }
 }
