@@ -8,7 +8,9 @@
  * paths. vpmaddubsw + vpmaddwd multiply the unsigned codes with the int8
  * activations (exactly: codes below 128 cannot saturate the 16-bit pair
  * sums; 8-bit codes are split into nibbles), lane l holding codes
- * 4l..4l+3. Tiles of up to 2 rows x 4 inputs. */
+ * 4l..4l+3. Tiles of up to 2 rows x 4 inputs. 4-bit decoding (one input,
+ * groups of 64 or multiples) splits each 32-byte load into its even and odd
+ * codes against an input deinterleaved to match (ntile4), 4 rows a tile. */
 #include "backend/cpu/cpu_kernels.h"
 
 #ifdef UQ_CPU_X86
@@ -199,6 +201,84 @@ T256 static void qtile_any(const qctx *c, int64_t i0, int64_t t0, float *y, int6
     }
 }
 
+/* 4-bit codes, one input, groups that are multiples of 64: the 64 codes
+ * of a chunk are one 32-byte load whose low and high nibbles are the even
+ * and the odd codes; the input was deinterleaved the same way (xd), so two
+ * vpmaddubsw and a 16-bit add (at most 4 x 15 x 127 per lane: no overflow)
+ * hold codes 4i..4i+3 in lane i, and vpmaddwd gives codes 8j..8j+7 in
+ * 32-bit lane j: lanes 0-3 the first 32-block of the chunk, 4-7 the second
+ * (x2: their input scales). Tiles of up to 4 rows share each input load. */
+INLINE256 void ntile4(const qctx *c, const int8_t *xd, const float *x2, int64_t i0, float *y, const int R)
+{
+    const int64_t nk = c->cols / 64, cpg = c->group / 64;
+    const __m256i nib = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    const uint8_t *wp[4];
+    const float *sc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        wp[r] = c->packed + (size_t)(i0 + r) * c->row_bytes;
+        sc[r] = c->sc + (i0 + r) * c->gp;
+        acc[r] = _mm256_setzero_ps();
+    }
+    int64_t g = 0, kin = 0; /* the chunk's group, without divisions */
+    for (int64_t k = 0; k < nk; k++) {
+        const __m256i xe = _mm256_load_si256((const __m256i *)(const void *)(xd + k * 64));
+        const __m256i xo = _mm256_load_si256((const __m256i *)(const void *)(xd + k * 64 + 32));
+        const __m256 X = _mm256_load_ps(x2 + k * 8);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(wp[r] + k * 32));
+            __m256i lo = _mm256_and_si256(v, nib), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+            __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo));
+            __m256 d = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+            acc[r] = _mm256_fmadd_ps(d, _mm256_mul_ps(X, _mm256_broadcast_ss(sc[r] + g)), acc[r]);
+        }
+        if (++kin == cpg) kin = 0, g++;
+    }
+    const int64_t G = c->G, G8 = G & ~(int64_t)7;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        const float *be = c->be + (i0 + r) * c->gp;
+        __m256 a = acc[r];
+        for (int64_t gg = 0; gg < G8; gg += 8)
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(be + gg), _mm256_loadu_ps(c->gsum + gg), a);
+        float sum = hsum256(a);
+        for (int64_t gg = G8; gg < G; gg++) sum += be[gg] * c->gsum[gg];
+        y[i0 + r] = sum;
+    }
+}
+
+T256 static void ntile4_any(const qctx *c, const int8_t *xd, const float *x2, int64_t i0, float *y, int R)
+{
+    switch (R) {
+    case 1: ntile4(c, xd, x2, i0, y, 1); break;
+    case 2: ntile4(c, xd, x2, i0, y, 2); break;
+    case 3: ntile4(c, xd, x2, i0, y, 3); break;
+    default: ntile4(c, xd, x2, i0, y, 4); break;
+    }
+}
+
+/* The input's codes deinterleaved per 64 (even, then odd) for ntile4, and
+ * each chunk's two 32-block scales as 4-lane halves. */
+T256 static void prepare_ntile4(const int8_t *xq, const float *xs, int64_t cols, int8_t *xd, float *x2)
+{
+    const __m256i idx = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12,
+                                         14, 1, 3, 5, 7, 9, 11, 13, 15);
+    for (int64_t k = 0; k < cols / 64; k++) {
+        /* per 128-bit lane: even bytes, then odd; then the quarters reordered */
+        __m256i a = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(xq + k * 64)), idx);
+        __m256i b = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(xq + k * 64 + 32)), idx);
+        a = _mm256_permute4x64_epi64(a, 0xd8);
+        b = _mm256_permute4x64_epi64(b, 0xd8);
+        _mm256_store_si256((__m256i *)(void *)(xd + k * 64), _mm256_permute2x128_si256(a, b, 0x20));
+        _mm256_store_si256((__m256i *)(void *)(xd + k * 64 + 32), _mm256_permute2x128_si256(a, b, 0x31));
+        /* xs[j] scales codes 4j..4j+3: the chunk's blocks start at codes 64k and 64k + 32 */
+        __m128 s0 = _mm_set1_ps(xs[k * 16]), s1 = _mm_set1_ps(xs[k * 16 + 8]);
+        _mm256_store_ps(x2 + k * 8, _mm256_set_m128(s1, s0));
+    }
+}
+
 T256 static void qgemm_avx2(const uq_cpu_qweight *w, int64_t r0, int64_t nr, const uq_cpu_qact *x, int64_t nt, float *y,
                             int64_t ldy, float *scratch)
 {
@@ -233,6 +313,14 @@ T256 static void qgemm_avx2(const uq_cpu_qweight *w, int64_t r0, int64_t nr, con
         c.m2 = _mm256_set1_epi16((short)((1u << (2 * b)) - 1));
         c.m1 = _mm256_set1_epi16((short)((1u << b) - 1));
         c.m1h = _mm256_set1_epi16((short)(((1u << b) - 1) << 8));
+    }
+    if (b == 4 && nt == 1 && c.cols % 64 == 0 && c.group % 64 == 0) {
+        /* 4-bit decode: the input deinterleaved once for the task's rows */
+        float *x2 = be + nr * c.gp; /* 64-byte aligned: gp is a multiple of 16 */
+        int8_t *xd = (int8_t *)(x2 + c.cols / 8);
+        prepare_ntile4(x->q, x->xs, c.cols, xd, x2);
+        for (int64_t i0 = 0; i0 < nr; i0 += 4) ntile4_any(&c, xd, x2, i0, y, nr - i0 < 4 ? (int)(nr - i0) : 4);
+        return;
     }
     for (int64_t t0 = 0; t0 < nt; t0 += 4)
         for (int64_t i0 = 0; i0 < nr; i0 += 2)
