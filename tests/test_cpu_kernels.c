@@ -518,6 +518,55 @@ static void test_nonfinite(void **state)
     qmat_free(&m);
 }
 
+/* matmul_n (weights sharing an input: q/k/v, gate/up) gives exactly what
+ * separate matmul calls give: weights that can share the quantized input,
+ * and sets that cannot (another group size, different widths, a float
+ * weight) and fall back to one product at a time. */
+static void test_matmul_n(void **state)
+{
+    (void)state;
+    find_levels();
+    uint64_t seed = 5;
+    enum { K = 4 };
+    qmat m[K];
+    qmat_make(&m[0], UQ_SCHEME_AFFINE, 4, 64, UQ_BF16, 37, 192, 0, &seed);
+    qmat_make(&m[1], UQ_SCHEME_AFFINE, 4, 64, UQ_BF16, 13, 192, 0, &seed);
+    qmat_make(&m[2], UQ_SCHEME_SYMMETRIC, 8, 64, UQ_F16, 9, 192, 0, &seed);
+    qmat_make(&m[3], UQ_SCHEME_AFFINE, 3, 32, UQ_BF16, 21, 192, 0, &seed);
+    /* a float weight of the same width */
+    float *fw = random_matrix(11, 192, 0, &seed);
+    uq_tensor ft = {.name = "f.weight", .dtype = UQ_F32, .ndim = 2, .shape = {11, 192}, .data = fw};
+    uq_weight fwt = {.weight = &ft, .rows = 11, .cols = 192, .dtype = UQ_F32};
+    static const int sets[][3] = {{0, 1, 2}, {0, 1, -1}, {0, 3, -1}, {2, 0, 4}, {1, 4, 3}};
+    for (int64_t n = 1; n <= 9; n += 8) {
+        float *x = random_inputs(n, 192, 0, &seed);
+        for (int li = 0; li < n_levels; li++)
+            for (size_t si = 0; si < sizeof sets / sizeof *sets; si++) {
+                const uq_weight *ws[3];
+                float *ys[3];
+                int count = 0;
+                for (int k = 0; k < 3 && sets[si][k] >= 0; k++, count++) {
+                    ws[k] = sets[si][k] == 4 ? &fwt : &m[sets[si][k]].w;
+                    ys[k] = xmalloc((size_t)(n * ws[k]->rows) * sizeof(float));
+                }
+                assert_true(uq_cpu_force_level(levels[li]));
+                uq_backend b = {.ops = &uq_backend_cpu, .pool = pools[2]};
+                assert_int_equal(b.ops->init(&b, 192), UQ_OK);
+                b.ops->matmul_n(&b, ws, count, x, n, ys);
+                b.ops->release(&b);
+                for (int k = 0; k < count; k++) {
+                    float *want = run(&uq_backend_cpu, levels[li], 2, ws[k], x, n, 192);
+                    assert_memory_equal(ys[k], want, (size_t)(n * ws[k]->rows) * sizeof(float));
+                    free(want);
+                    free(ys[k]);
+                }
+            }
+        free(x);
+    }
+    free(fw);
+    for (int k = 0; k < K; k++) qmat_free(&m[k]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_float_weights),
         cmocka_unit_test(test_chunks_and_growth),
         cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_matmul_n),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
