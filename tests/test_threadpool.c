@@ -27,6 +27,12 @@ static void count_task(void *arg, int64_t task, int thread)
     if (c->stall_ms && thread != 0) {
         struct timespec ts = {0, (long)c->stall_ms * 1000000L};
         nanosleep(&ts, NULL);
+    } else if (c->stall_ms) {
+        /* the caller's tasks take 20 us, so a worker has time to join in */
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do clock_gettime(CLOCK_MONOTONIC, &t);
+        while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 20000);
     }
 }
 
@@ -59,8 +65,8 @@ static void test_every_task_once(void **state)
     free(c.hits);
 }
 
-/* A worker that sleeps 20 ms in its task while the caller's tasks take no
- * time: the caller then runs the next runs alone (thread 0 only). */
+/* A worker that sleeps 20 ms in its task while the caller's tasks take
+ * 20 us: the caller then runs the next runs alone (thread 0 only). */
 static void test_stalled_worker(void **state)
 {
     (void)state;
@@ -70,7 +76,9 @@ static void test_stalled_worker(void **state)
     uq_pool *p;
     assert_int_equal(uq_pool_create(2, &p), UQ_OK);
     int stalled = 0;
-    for (int tries = 0; tries < 20 && !stalled; tries++) {
+    /* a worker slow to start can already send the caller alone for 256 runs:
+     * try past them */
+    for (int tries = 0; tries < 600 && !stalled; tries++) {
         run_counted(p, 2, 64, 20, &c);
         stalled = atomic_load(&c.by_thread[1]) > 0; /* the worker took a task and slept */
     }
