@@ -53,6 +53,7 @@ typedef struct mm_args {
     int64_t ldy;
     const float *norm_w; /* GEMV: RMSNorm x with these weights first */
     int ksplit;          /* GEMV: warps of a block splitting K (set by the launcher) */
+    int groups;          /* GEMV: row groups (set by the launcher) */
     double norm_eps;
 } mm_args;
 

@@ -46,6 +46,47 @@ __device__ __forceinline__ uint32_t ld_stream4(const void *p)
     return v;
 }
 
+/* Asynchronous copies global -> shared (cp.async): no registers held while
+ * the bytes are in flight. */
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
+}
+
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;" ::: "memory"); }
+
+/* Waits until at most n groups of this thread's copies are pending. */
+__device__ __forceinline__ void cp_async_wait(const int n)
+{
+    if (n <= 0) asm volatile("cp.async.wait_group 0;" ::: "memory");
+    else if (n == 1) asm volatile("cp.async.wait_group 1;" ::: "memory");
+    else if (n == 2) asm volatile("cp.async.wait_group 2;" ::: "memory");
+    else if (n == 3) asm volatile("cp.async.wait_group 3;" ::: "memory");
+    else if (n == 4) asm volatile("cp.async.wait_group 4;" ::: "memory");
+    else if (n == 5) asm volatile("cp.async.wait_group 5;" ::: "memory");
+    else if (n == 6) asm volatile("cp.async.wait_group 6;" ::: "memory");
+    else asm volatile("cp.async.wait_group 7;" ::: "memory");
+}
+
+__device__ __forceinline__ uint4 lds128(uint32_t addr)
+{
+    uint4 v;
+    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr));
+    return v;
+}
+
+__device__ __forceinline__ unsigned short lds16(uint32_t addr)
+{
+    unsigned short v;
+    asm volatile("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(addr));
+    return v;
+}
+
 __device__ __forceinline__ void load_chunk(uint32_t *w, const uint32_t *p, const int F)
 {
     const int NW = CHUNK_WORDS(F);
@@ -274,59 +315,12 @@ __device__ __forceinline__ void gv_compute(const gv_stage *st, float (*acc)[8], 
  * of the rows, two pipeline stages of U chunks in registers, so that the next
  * stage's loads are in flight while the current one is computed, and a warp
  * reduction (and one across the warps that split K) ends it. */
-__device__ __forceinline__ void gemv_body(const mm_args *a, const int F, const int NB, const int R, const int U)
+/* Stages the block's rows of x in shared memory (RMSNorm applied when
+ * asked), then the sum of each chunk; ends with a barrier. */
+__device__ __forceinline__ void gv_stage_x(const mm_args *a, float *sx, float *ssum, float *sinv, const int nch,
+                                           const int NB)
 {
-    extern __shared__ __align__(16) float gv_smem[];
-    const int NW = CHUNK_WORDS(F), quant = F <= 8;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    const int dual = a->mode == MM_SWIGLU;
-    /* the block's warps: nw / KS row groups, each split in KS ranges of K */
-    const int KS = a->ksplit, rg = warp / KS, ks = warp - rg * KS;
-    const int wg = (int)blockIdx.x * (nw / KS) + rg;
-
-    int si = 0;
-#pragma unroll
-    for (int i = 1; i < 3; i++)
-        if (i < a->nseg && wg >= a->seg[i].blk0) si = i;
-    const mm_seg *S0 = dual ? &a->seg[0] : &a->seg[si];
-    const mm_seg *S1 = dual ? &a->seg[1] : S0;
-    const int rows_per = dual ? R / 2 : R;
-    const int64_t r0 = (int64_t)(wg - S0->blk0) * rows_per;
-    const int idle = r0 >= S0->rows; /* past the last row: only helps with x */
-    gv_rows rw;
-    rw.nch = (int)(a->K >> 5);
-    const int cbeg = (int)((int64_t)rw.nch * ks / KS);
-    rw.cend = idle ? cbeg : (int)((int64_t)rw.nch * (ks + 1) / KS);
-    rw.cpg = (unsigned)(S0->group > 0 ? S0->group : 32) >> 5;
-    const int gpr = (int)((unsigned)rw.nch / rw.cpg);
-    rw.w0 = (const uint32_t *)S0->w;
-    rw.w1 = (const uint32_t *)S1->w;
-    rw.s0 = (const unsigned short *)S0->s;
-    rw.s1 = (const unsigned short *)S1->s;
-    rw.b0 = (const unsigned short *)S0->b;
-    rw.b1 = (const unsigned short *)S1->b;
-    rw.hi = dual;
-    rw.is_bf16 = S0->sdt == UQ_BF16;
-    rw.affine = S0->scheme == UQ_SCHEME_AFFINE;
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        int64_t rr = r0 + (dual ? r % (R / 2) : r);
-        if (rr >= S0->rows) rr = S0->rows - 1; /* computed, not written */
-        rw.woff[r] = (uint32_t)(rr * (quant ? S0->wpr : (int64_t)NW * rw.nch));
-        rw.sidx[r] = (int)rr * gpr;
-    }
-
-    const int nch = rw.nch;
-    float *sx = gv_smem, *ssum = gv_smem + NB * nch * XS_PAD, *sinv = ssum + NB * nch, *red = sinv + 8;
-    const int c0 = cbeg + lane;
-
-    /* the first stage is requested before waiting for the kernel that
-     * produces x (weights are never written) */
-    gv_stage sa, sb;
-    pdl_trigger();
-    gv_load(&sa, &rw, c0, F, R, U);
-    pdl_wait();
-
     /* x in one round trip: every thread loads its float4s of the block's
      * rows of x, then stores them into the padded layout */
     const int nq = NB * nch * 8; /* float4 of x */
@@ -406,13 +400,153 @@ __device__ __forceinline__ void gemv_body(const mm_args *a, const int F, const i
     }
     __syncthreads();
 
+}
+
+/* Shared-memory bytes of the x staging area (gv_smem_bytes) rounded to 16,
+ * the start of the ring of asynchronous copies. */
+#define GV_RING_OFF(K, NB) ((((size_t)(NB) * (size_t)((K) / 32) * (XS_PAD + 1) + 8 + 32 * 16) * sizeof(float) + 15) / 16 * 16)
+
+__device__ __forceinline__ void gemv_body(const mm_args *a, const int F, const int NB, const int R, const int U,
+                                          const int S)
+{
+    extern __shared__ __align__(16) float gv_smem[];
+    const int NW = CHUNK_WORDS(F), quant = F <= 8;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const int dual = a->mode == MM_SWIGLU;
+    /* the block's warps: nw / KS row groups, each split in KS ranges of K */
+    const int KS = a->ksplit, rg = warp / KS, ks = warp - rg * KS;
+    const int wg = (int)blockIdx.x * (nw / KS) + rg;
+
+    int si = 0;
+#pragma unroll
+    for (int i = 1; i < 3; i++)
+        if (i < a->nseg && wg >= a->seg[i].blk0) si = i;
+    const mm_seg *S0 = dual ? &a->seg[0] : &a->seg[si];
+    const mm_seg *S1 = dual ? &a->seg[1] : S0;
+    const int rows_per = dual ? R / 2 : R;
+    const int64_t r0 = (int64_t)(wg - S0->blk0) * rows_per;
+    const int idle = r0 >= S0->rows; /* past the last row: only helps with x */
+    gv_rows rw;
+    rw.nch = (int)(a->K >> 5);
+    const int cbeg = (int)((int64_t)rw.nch * ks / KS);
+    rw.cend = idle ? cbeg : (int)((int64_t)rw.nch * (ks + 1) / KS);
+    rw.cpg = (unsigned)(S0->group > 0 ? S0->group : 32) >> 5;
+    const int gpr = (int)((unsigned)rw.nch / rw.cpg);
+    rw.w0 = (const uint32_t *)S0->w;
+    rw.w1 = (const uint32_t *)S1->w;
+    rw.s0 = (const unsigned short *)S0->s;
+    rw.s1 = (const unsigned short *)S1->s;
+    rw.b0 = (const unsigned short *)S0->b;
+    rw.b1 = (const unsigned short *)S1->b;
+    rw.hi = dual;
+    rw.is_bf16 = S0->sdt == UQ_BF16;
+    rw.affine = S0->scheme == UQ_SCHEME_AFFINE;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        int64_t rr = r0 + (dual ? r % (R / 2) : r);
+        if (rr >= S0->rows) rr = S0->rows - 1; /* computed, not written */
+        rw.woff[r] = (uint32_t)(rr * (quant ? S0->wpr : (int64_t)NW * rw.nch));
+        rw.sidx[r] = (int)rr * gpr;
+    }
+
+    const int nch = rw.nch;
+    float *sx = gv_smem, *ssum = gv_smem + NB * nch * XS_PAD, *sinv = ssum + NB * nch, *red = sinv + 8;
+    const int c0 = cbeg + lane;
+
+    /* the first stage is requested before waiting for the kernel that
+     * produces x (weights are never written) */
+    gv_stage sa, sb;
+    pdl_trigger();
+    /* S > 0: the weights go through a ring of S chunks per row in shared
+     * memory, filled by asynchronous copies (no registers held while in
+     * flight): the first S chunks of every row and all the rows' scales and
+     * biases are requested here */
+    const uint32_t ring = (uint32_t)__cvta_generic_to_shared(gv_smem) + (uint32_t)GV_RING_OFF(a->K, NB) +
+                          (uint32_t)(warp * S * R * NW * 128);
+    const uint32_t scs = (uint32_t)__cvta_generic_to_shared(gv_smem) + (uint32_t)GV_RING_OFF(a->K, NB) +
+                         (uint32_t)(nw * S * R * NW * 128) + (uint32_t)(warp * R * gpr * 4);
+    if (S > 0) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const int k = r < R / 2 ? 0 : rw.hi;
+            const char *sp = (const char *)((k ? rw.s1 : rw.s0) + rw.sidx[r]);
+            const char *bp = (const char *)((k ? rw.b1 : rw.b0) + rw.sidx[r]);
+            for (int q = lane; q < gpr / 2; q += 32) {
+                cp_async4(scs + (uint32_t)((r * gpr + 2 * q) * 2), sp + 4 * q);
+                if (rw.affine) cp_async4(scs + (uint32_t)(((R + r) * gpr + 2 * q) * 2), bp + 4 * q);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < S; i++) {
+            const int c = c0 + 32 * i;
+            if (c < rw.cend) {
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const uint32_t *src = (r < R / 2 || !rw.hi ? rw.w0 : rw.w1) + rw.woff[r] + (uint32_t)c * NW;
+#pragma unroll
+                    for (int q = 0; q < NW / 4; q++)
+                        cp_async16(ring + (uint32_t)((((i * R + r) * (NW / 4) + q) * 32 + lane) * 16), src + 4 * q);
+                }
+            }
+            cp_async_commit();
+        }
+    } else {
+        gv_load(&sa, &rw, c0, F, R, U);
+    }
+    pdl_wait();
+
+    gv_stage_x(a, sx, ssum, sinv, nch, NB);
+
     float acc[4][8];
 #pragma unroll
     for (int r = 0; r < 4; r++)
 #pragma unroll
         for (int j = 0; j < 8; j++) acc[r][j] = 0.0f;
     const int nmax = (rw.cend - cbeg + 31) / 32; /* chunks per lane, at most */
-    for (int i0 = 0; i0 < nmax; i0 += 2 * U) {
+    for (int i = 0; i < nmax && S > 0; i++) {
+        /* chunk i has arrived when at most S - 1 groups are pending; the
+         * scales were copied by other lanes */
+        cp_async_wait(S - 1);
+        __syncwarp();
+        const int slot = i % (S > 0 ? S : 1), c = c0 + 32 * i;
+        const unsigned cc = (unsigned)(c < rw.cend ? c : cbeg);
+        const int gl = (int)((rw.cpg & (rw.cpg - 1)) == 0 ? cc >> (__ffs((int)rw.cpg) - 1) : cc / rw.cpg);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+#pragma unroll
+            for (int q = 0; q < NW / 4; q++) {
+                const uint4 v = lds128(ring + (uint32_t)((((slot * R + r) * (NW / 4) + q) * 32 + lane) * 16));
+                sa.w[r][4 * q] = v.x;
+                sa.w[r][4 * q + 1] = v.y;
+                sa.w[r][4 * q + 2] = v.z;
+                sa.w[r][4 * q + 3] = v.w;
+            }
+            const unsigned short hs = lds16(scs + (uint32_t)((r * gpr + gl) * 2));
+            sa.s[r][0] = rw.is_bf16 ? __uint_as_float((uint32_t)hs << 16) : __half2float(__ushort_as_half(hs));
+            if (rw.affine) {
+                const unsigned short hb = lds16(scs + (uint32_t)(((R + r) * gpr + gl) * 2));
+                sa.b[r][0] = rw.is_bf16 ? __uint_as_float((uint32_t)hb << 16) : __half2float(__ushort_as_half(hb));
+            } else {
+                sa.b[r][0] = 0.0f;
+            }
+        }
+        gv_compute(&sa, acc, sx, ssum, &rw, c, F, NB, R, 1);
+        /* the slot is free again (its values were used): the chunk S further */
+        const int cn = c + 32 * S;
+        if (cn < rw.cend) {
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const uint32_t *src = (r < R / 2 || !rw.hi ? rw.w0 : rw.w1) + rw.woff[r] + (uint32_t)cn * NW;
+#pragma unroll
+                for (int q = 0; q < NW / 4; q++)
+                    cp_async16(ring + (uint32_t)((((slot * R + r) * (NW / 4) + q) * 32 + lane) * 16), src + 4 * q);
+            }
+        }
+        cp_async_commit();
+    }
+    /* no copy may land in shared memory after the block has left */
+    if (S > 0) cp_async_wait(0);
+    for (int i0 = 0; i0 < nmax && S == 0; i0 += 2 * U) {
         gv_load(&sb, &rw, c0 + 32 * (i0 + U), F, R, U);
         gv_compute(&sa, acc, sx, ssum, &rw, c0 + 32 * i0, F, NB, R, U);
         if (i0 + 2 * U < nmax) gv_load(&sa, &rw, c0 + 32 * (i0 + 2 * U), F, R, U);
@@ -470,7 +604,7 @@ __device__ __forceinline__ void gemv_body(const mm_args *a, const int F, const i
 #define GEMV_KERNEL(F, NB)                                                                               \
     __global__ void __launch_bounds__(GV_WARPS * 32) gemv_##F##_##NB(const mm_args a)                    \
     {                                                                                                    \
-        gemv_body(&a, F, NB, GV_ROWS(F, NB), GV_UNROLL(F, NB));                                         \
+        gemv_body(&a, F, NB, GV_ROWS(F, NB), GV_UNROLL(F, NB), 0);                                         \
     }
 #define GEMV_KERNELS(F) GEMV_KERNEL(F, 1) GEMV_KERNEL(F, 2) GEMV_KERNEL(F, 4) GEMV_KERNEL(F, 8)
 GEMV_KERNELS(1)
@@ -490,7 +624,7 @@ GEMV_KERNELS(33)
 #define GEMV_KERNEL_DEEP(F)                                                                              \
     __global__ void __launch_bounds__(GV_WARPS * 32) gemv_##F##_1d(const mm_args a)                      \
     {                                                                                                    \
-        gemv_body(&a, F, 1, GV_ROWS(F, 1), CHUNK_WORDS(F) <= 8 ? 2 : 1);                                \
+        gemv_body(&a, F, 1, GV_ROWS(F, 1), CHUNK_WORDS(F) <= 8 ? 2 : 1, 0);                                \
     }
 GEMV_KERNEL_DEEP(1)
 GEMV_KERNEL_DEEP(2)
@@ -510,18 +644,236 @@ static const gemv_fn gemv_deep[10] = {gemv_1_1d, gemv_2_1d, gemv_3_1d, gemv_4_1d
 static const gemv_fn gemv_table[10][4] = {GEMV_ROW(1), GEMV_ROW(2), GEMV_ROW(3), GEMV_ROW(4), GEMV_ROW(5),
                                           GEMV_ROW(6), GEMV_ROW(7), GEMV_ROW(8), GEMV_ROW(32), GEMV_ROW(33)};
 
+/* Batch 1 at 4 bits, with the weights streamed through a ring of shared
+ * memory by asynchronous copies (gemv_body with S > 0): each warp has 4
+ * chunks of each of its 2 rows in flight without holding registers for
+ * them, 16 warps a block. (At 8 bits the register pipeline is faster.) */
+#define GV_ASYNC_ROWS 2
+#define GV_ASYNC_RING 4
+#define GV_ASYNC_WARPS 16
+__global__ void __launch_bounds__(GV_ASYNC_WARPS * 32) gemv_4_1a(const mm_args a)
+{
+    gemv_body(&a, 4, 1, GV_ASYNC_ROWS, 1, GV_ASYNC_RING);
+}
+
+/* Persistent batch-1 product at 4 bits: as many blocks as the GPU holds at
+ * once; warp w of the grid takes the row groups w, w + TW, ... (TW: warps in
+ * the grid) and streams them through its ring as one sequence of items (a
+ * chunk of each of the group's GP_R rows per lane), GP_S items ahead, so
+ * that the copies of the next group are in flight while a group is
+ * computed; a group's scales and biases are copied with its first item into
+ * one of GP_NBUF buffers (enough that the groups in flight never share one). */
+#define GP_R 2
+#define GP_S 4
+#define GP_W 16
+#define GP_NBUF(per) ((GP_S + (per) - 1) / (per) + 1)
+
+typedef struct gp_grp {
+    const uint32_t *w[GP_R];
+    const unsigned short *s[GP_R], *b[GP_R];
+} gp_grp;
+
+/* Segment and first row of row group g. */
+__device__ __forceinline__ const mm_seg *gp_seg(const mm_args *a, int g, int64_t *r0)
+{
+    const int dual = a->mode == MM_SWIGLU;
+    int si = 0;
+#pragma unroll
+    for (int i = 1; i < 3; i++)
+        if (!dual && i < a->nseg && g >= a->seg[i].blk0) si = i;
+    const mm_seg *S0 = &a->seg[si];
+    *r0 = (int64_t)(g - S0->blk0) * (dual ? GP_R / 2 : GP_R);
+    return S0;
+}
+
+__device__ __forceinline__ void gp_rows(const mm_args *a, int g, int gpr, gp_grp *o)
+{
+    const int dual = a->mode == MM_SWIGLU;
+    int64_t r0;
+    const mm_seg *S0 = gp_seg(a, g, &r0);
+#pragma unroll
+    for (int r = 0; r < GP_R; r++) {
+        const mm_seg *sg = dual ? &a->seg[r < GP_R / 2 ? 0 : 1] : S0;
+        int64_t rr = r0 + (dual ? r % (GP_R / 2) : r);
+        if (rr >= S0->rows) rr = S0->rows - 1; /* computed, not written */
+        o->w[r] = (const uint32_t *)sg->w + rr * sg->wpr;
+        o->s[r] = (const unsigned short *)sg->s + rr * gpr;
+        o->b[r] = (const unsigned short *)sg->b + rr * gpr;
+    }
+}
+
+__global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p(const mm_args a)
+{
+    extern __shared__ __align__(16) float gv_smem[];
+    const int NW = 4, R = GP_R, S = GP_S;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const int dual = a.mode == MM_SWIGLU, affine = a.seg[0].scheme == UQ_SCHEME_AFFINE;
+    const int is_bf16 = a.seg[0].sdt == UQ_BF16;
+    const int nch = (int)(a.K >> 5);
+    const unsigned cpg = (unsigned)(a.seg[0].group > 0 ? a.seg[0].group : 32) >> 5;
+    const int gpr = (int)((unsigned)nch / cpg);
+    const int TW = (int)gridDim.x * nw, gw = (int)blockIdx.x * nw + warp;
+    const int mine = gw < a.groups ? (a.groups - 1 - gw) / TW + 1 : 0; /* row groups of this warp */
+    const int per = (nch + 31) / 32;                                     /* items per row group */
+    const int total = mine * per, nbuf = GP_NBUF(per);
+    /* chunks per group as a shift when a power of two (-1: divide) */
+    const int cpg_sh = (cpg & (cpg - 1)) == 0 ? __ffs((int)cpg) - 1 : -1;
+    float *sx = gv_smem, *ssum = gv_smem + nch * XS_PAD, *sinv = ssum + nch;
+    const uint32_t base = (uint32_t)__cvta_generic_to_shared(gv_smem) + (uint32_t)GV_RING_OFF(a.K, 1);
+    const uint32_t ring = base + (uint32_t)(warp * S * R * NW * 128);
+    const uint32_t scs = base + (uint32_t)(nw * S * R * NW * 128) + (uint32_t)(warp * nbuf * R * gpr * 4);
+
+    /* the issue pointer: item it = (group ij of this warp, chunk ii), the
+     * group's scales in buffer ib */
+    int it = 0, ij = 0, ii = 0, ib = 0;
+    gp_grp gi;
+    gp_rows(&a, gw, gpr, &gi);
+    pdl_trigger();
+    /* the first S items are requested before waiting for the kernel that
+     * produces x (weights are never written) */
+#pragma unroll 1
+    for (int k = 0; k < S; k++) {
+        if (it < total) {
+            const uint32_t sb = scs + (uint32_t)(ib * R * gpr * 4);
+            if (ii == 0) {
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    for (int q = lane; q < gpr / 2; q += 32) {
+                        cp_async4(sb + (uint32_t)((r * gpr + 2 * q) * 2), gi.s[r] + 2 * q);
+                        if (affine) cp_async4(sb + (uint32_t)(((R + r) * gpr + 2 * q) * 2), gi.b[r] + 2 * q);
+                    }
+            }
+            const int c = lane + 32 * ii;
+            if (c < nch) {
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    cp_async16(ring + (uint32_t)((((it % S) * R + r) * 32 + lane) * 16), gi.w[r] + (uint32_t)c * NW);
+            }
+        }
+        cp_async_commit();
+        it++;
+        if (++ii == per) {
+            ii = 0;
+            ij++;
+            ib = ib + 1 == nbuf ? 0 : ib + 1;
+            if (ij < mine) gp_rows(&a, gw + ij * TW, gpr, &gi);
+        }
+    }
+    pdl_wait();
+    gv_stage_x(&a, sx, ssum, sinv, nch, 1);
+
+    gv_rows rw;
+    rw.nch = nch;
+    rw.cend = nch;
+    rw.affine = affine;
+    gv_stage st;
+    float acc[4][8];
+#pragma unroll
+    for (int r = 0; r < 4; r++) acc[r][0] = 0.0f;
+    int cj = 0, ci = 0, cb = 0; /* the compute pointer, as the issue pointer */
+#pragma unroll 1
+    for (int t = 0; t < total; t++) {
+        /* item t has arrived when at most S - 1 groups are pending; the
+         * scales were copied by other lanes */
+        cp_async_wait(S - 1);
+        __syncwarp();
+        const int slot = t % S, c = lane + 32 * ci;
+        const uint32_t sb = scs + (uint32_t)(cb * R * gpr * 4);
+        const unsigned cc = (unsigned)(c < nch ? c : 0);
+        const int gl = (int)(cpg_sh >= 0 ? cc >> cpg_sh : cc / cpg);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const uint4 v = lds128(ring + (uint32_t)(((slot * R + r) * 32 + lane) * 16));
+            st.w[r][0] = v.x;
+            st.w[r][1] = v.y;
+            st.w[r][2] = v.z;
+            st.w[r][3] = v.w;
+            const unsigned short hs = lds16(sb + (uint32_t)((r * gpr + gl) * 2));
+            st.s[r][0] = is_bf16 ? __uint_as_float((uint32_t)hs << 16) : __half2float(__ushort_as_half(hs));
+            if (affine) {
+                const unsigned short hb = lds16(sb + (uint32_t)(((R + r) * gpr + gl) * 2));
+                st.b[r][0] = is_bf16 ? __uint_as_float((uint32_t)hb << 16) : __half2float(__ushort_as_half(hb));
+            } else {
+                st.b[r][0] = 0.0f;
+            }
+        }
+        gv_compute(&st, acc, sx, ssum, &rw, c, 4, 1, R, 1);
+        /* the slot is free again (its values were used): item t + S */
+        if (it < total) {
+            const uint32_t sb2 = scs + (uint32_t)(ib * R * gpr * 4);
+            if (ii == 0) {
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    for (int q = lane; q < gpr / 2; q += 32) {
+                        cp_async4(sb2 + (uint32_t)((r * gpr + 2 * q) * 2), gi.s[r] + 2 * q);
+                        if (affine) cp_async4(sb2 + (uint32_t)(((R + r) * gpr + 2 * q) * 2), gi.b[r] + 2 * q);
+                    }
+            }
+            const int cn = lane + 32 * ii;
+            if (cn < nch) {
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    cp_async16(ring + (uint32_t)(((slot * R + r) * 32 + lane) * 16), gi.w[r] + (uint32_t)cn * NW);
+            }
+        }
+        cp_async_commit();
+        it++;
+        if (++ii == per) {
+            ii = 0;
+            ij++;
+            ib = ib + 1 == nbuf ? 0 : ib + 1;
+            if (ij < mine) gp_rows(&a, gw + ij * TW, gpr, &gi);
+        }
+        if (++ci == per) {
+            /* the row group is complete */
+            int64_t r0;
+            const mm_seg *S0 = gp_seg(&a, gw + cj * TW, &r0);
+            float v[GP_R];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                v[r] = warp_sum(acc[r][0]);
+                acc[r][0] = 0.0f;
+            }
+            if (dual) {
+#pragma unroll
+                for (int r = 0; r < R / 2; r++)
+                    if (lane == r && r0 + r < a.seg[0].rows) a.y[r0 + r] = silu_mul(v[r], v[r + R / 2]);
+            } else {
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    if (lane == r && r0 + r < S0->rows) {
+                        float o = v[r];
+                        if (S0->bias) o += S0->bias[r0 + r];
+                        float *yp = a.y + S0->out_off + r0 + r;
+                        *yp = a.mode == MM_ADD ? *yp + o : o;
+                    }
+            }
+            ci = 0;
+            cj++;
+            cb = cb + 1 == nbuf ? 0 : cb + 1;
+        }
+    }
+    /* no copy may land in shared memory after the block has left */
+    cp_async_wait(0);
+}
+
 /* Variants of the 4-bit batch-1 kernel for the benchmark: rows per warp,
- * chunks per stage, warps per block, and whether K may be split. */
-#define GEMV_VARIANT(R, U, W)                                                                            \
-    __global__ void __launch_bounds__(W * 32) gemv_v_##R##_##U##_##W(const mm_args a) { gemv_body(&a, 4, 1, R, U); }
-GEMV_VARIANT(4, 1, 8)
-GEMV_VARIANT(2, 1, 8)
-GEMV_VARIANT(4, 2, 8)
+ * ring depth (0: the register pipeline, two stages of U chunks), warps per
+ * block. */
+#define GEMV_VARIANT(R, U, S, W)                                                                         \
+    __global__ void __launch_bounds__(W * 32) gemv_v_##R##_##U##_##S##_##W(const mm_args a)              \
+    {                                                                                                    \
+        gemv_body(&a, 4, 1, R, U, S);                                                                    \
+    }
+GEMV_VARIANT(4, 2, 0, 8)
+GEMV_VARIANT(2, 1, 4, 16)
+/* pblocks: the persistent kernel with at most this many blocks per
+ * multiprocessor (0: as many as fit) */
 static const struct {
     gemv_fn fn;
-    int rows, unroll, warps, split;
-} gemv_variants[6] = {{gemv_v_4_1_8, 4, 1, 8, 0}, {gemv_v_4_1_8, 4, 1, 8, 1}, {gemv_v_2_1_8, 2, 1, 8, 0},
-                      {gemv_v_2_1_8, 2, 1, 8, 1}, {gemv_v_4_2_8, 4, 2, 8, 0}, {gemv_v_4_2_8, 4, 2, 8, 1}};
+    int rows, ring, warps, pblocks;
+} gemv_variants[6] = {{gemv_v_4_2_0_8, 4, 0, 8, 0},   {gemv_v_2_1_4_16, 2, 4, 16, 0}, {gemv_4_1p, GP_R, 0, GP_W, 0},
+                      {gemv_4_1p, GP_R, 0, GP_W, 1}, {gemv_4_1p, GP_R, 0, GP_W, 2},   {gemv_4_1p, GP_R, 0, GP_W, 3}};
 
 int gemv_supported(const dmat *m)
 {
@@ -554,20 +906,109 @@ cudaError_t gemv_setup(void)
         cudaError_t e = cudaFuncSetAttribute(gemv_deep[f], cudaFuncAttributeMaxDynamicSharedMemorySize, GV_SMEM_MAX);
         if (e != cudaSuccess) return e;
     }
+    for (int f = 0; f < 2; f++) {
+        cudaError_t e = cudaFuncSetAttribute(f ? gemv_4_1p : gemv_4_1a, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             GV_SMEM_MAX);
+        if (e != cudaSuccess) return e;
+    }
     return cudaSuccess;
+}
+
+/* Whether the segments allow 16-byte copies of weights and 4-byte copies of
+ * scales and biases (gpr: groups per row). */
+static int gv_async_ok(const mm_args *a, int64_t gpr)
+{
+    int ok = gpr % 2 == 0;
+    for (int i = 0; i < a->nseg; i++) {
+        const mm_seg *g = &a->seg[i];
+        ok = ok && (uintptr_t)g->w % 16 == 0 && (g->wpr * 4) % 16 == 0 && (uintptr_t)g->s % 4 == 0 &&
+             (g->scheme != UQ_SCHEME_AFFINE || (uintptr_t)g->b % 4 == 0) && g->group == a->seg[0].group &&
+             g->sdt == a->seg[0].sdt && g->scheme == a->seg[0].scheme;
+    }
+    return ok;
+}
+
+/* The persistent kernel (4 bits, one token), when it applies: 1 launched,
+ * 0 not applicable, -1 error (in *err). */
+static int launch_gemv_persistent(mm_args *a, int max_per_sm, cudaStream_t st, cudaError_t *err)
+{
+    static int nsm = 0;
+    const int64_t nch = a->K / 32, gpr = a->K / (a->seg[0].group > 0 ? a->seg[0].group : 32);
+    if (a->fmt != 4 || a->n != 1 || !gv_async_ok(a, gpr)) return 0;
+    const size_t smem = GV_RING_OFF(a->K, 1) + (size_t)GP_W * GP_S * GP_R * 4 * 128 +
+                        (size_t)GP_W * GP_NBUF((nch + 31) / 32) * GP_R * gpr * 4;
+    if (smem > GV_SMEM_MAX) return 0;
+    if (nsm == 0) {
+        int dev = 0;
+        if ((*err = cudaGetDevice(&dev)) != cudaSuccess) return -1;
+        if ((*err = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return -1;
+    }
+    int occ = 0;
+    if ((*err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_4_1p, GP_W * 32, smem)) != cudaSuccess)
+        return -1;
+    if (occ < 1) return 0;
+    if (max_per_sm > 0 && occ > max_per_sm) occ = max_per_sm;
+    int groups = 0;
+    if (a->mode == MM_SWIGLU) {
+        a->seg[0].blk0 = a->seg[1].blk0 = 0;
+        groups = (int)((a->seg[0].rows + GP_R / 2 - 1) / (GP_R / 2));
+    } else {
+        for (int i = 0; i < a->nseg; i++) {
+            a->seg[i].blk0 = groups;
+            groups += (int)((a->seg[i].rows + GP_R - 1) / GP_R);
+        }
+    }
+    a->groups = groups;
+    a->ksplit = 1;
+    int blocks = (groups + GP_W - 1) / GP_W;
+    if (blocks > nsm * occ) blocks = nsm * occ;
+    void *args[] = {a};
+    *err = launch_kernel((const void *)gemv_4_1p, dim3((unsigned)blocks), dim3(GP_W * 32), smem, st, args);
+    return *err == cudaSuccess ? 1 : -1;
 }
 
 /* The caller has checked gemv_supported for the weights and gemv_stages_x
  * for (K, n). variant < 0: the production kernels. */
 cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
 {
+    if (variant < 0 || gemv_variants[variant].fn == gemv_4_1p) {
+        cudaError_t e = cudaSuccess;
+        const int r = launch_gemv_persistent(a, variant < 0 ? 0 : gemv_variants[variant].pblocks, st, &e);
+        if (r != 0) return e;
+        if (variant >= 0) return cudaErrorInvalidValue;
+    }
     const int fi = a->fmt <= 8 ? a->fmt - 1 : a->fmt == FMT_BF16 ? 8 : 9;
     const int nb = gv_nb(a->n);
     const int ni = nb == 1 ? 0 : nb == 2 ? 1 : nb == 4 ? 2 : 3;
-    const int R = variant >= 0 ? gemv_variants[variant].rows : GV_ROWS(a->fmt, nb);
-    const int W = variant >= 0 ? gemv_variants[variant].warps : GV_WARPS;
-    /* K split over the warps of a block: for the benchmark's variants that ask */
-    const int split = variant >= 0 && gemv_variants[variant].split;
+    int R = variant >= 0 ? gemv_variants[variant].rows : GV_ROWS(a->fmt, nb);
+    int W = variant >= 0 ? gemv_variants[variant].warps : GV_WARPS;
+    int ring = variant >= 0 ? gemv_variants[variant].ring : 0;
+    size_t smem = gv_smem_bytes(a->K, nb);
+    gemv_fn fn = variant >= 0 ? gemv_variants[variant].fn : gemv_table[fi][ni];
+    /* one token at 4 bits: the weights through a ring of asynchronous copies
+     * when the layout allows 16-byte copies of weights and 4-byte copies of
+     * scales and biases, and it all fits in shared memory */
+    if (variant < 0 && nb == 1 && a->fmt == 4) {
+        ring = GV_ASYNC_RING;
+        R = GV_ASYNC_ROWS;
+        W = GV_ASYNC_WARPS;
+    }
+    if (ring > 0) {
+        const int64_t gpr = a->K / (a->seg[0].group > 0 ? a->seg[0].group : 32);
+        const int ok = gv_async_ok(a, gpr);
+        const size_t rs = GV_RING_OFF(a->K, nb) + (size_t)W * ring * R * CHUNK_WORDS(a->fmt) * 128 +
+                          (size_t)W * R * (size_t)gpr * 4;
+        if (ok && rs <= GV_SMEM_MAX) {
+            smem = rs;
+            if (variant < 0) fn = gemv_4_1a;
+        } else if (variant < 0) {
+            ring = 0;
+            R = GV_ROWS(a->fmt, nb);
+            W = GV_WARPS;
+        } else {
+            return cudaErrorInvalidValue;
+        }
+    }
     int groups = 0; /* row groups: R rows each (R/2 + R/2 in the SwiGLU mode) */
     if (a->mode == MM_SWIGLU) {
         a->seg[0].blk0 = a->seg[1].blk0 = 0;
@@ -578,21 +1019,12 @@ cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
             groups += (int)((a->seg[i].rows + R - 1) / R);
         }
     }
-    /* split K over the warps of a block when there are few row groups, so
-     * that the GPU holds enough warps (about 16 per multiprocessor), each with
-     * at least two chunks per lane */
-    int ks = 1;
-    const int64_t nch = a->K / 32;
-    while (split && ks < W && (int64_t)groups * ks < 132 * 16 && nch / (2 * ks) >= 64) ks *= 2;
-    a->ksplit = ks;
-    const size_t smem = gv_smem_bytes(a->K, nb);
-    gemv_fn fn = variant >= 0 ? gemv_variants[variant].fn : gemv_table[fi][ni];
+    a->ksplit = 1;
     /* one token and fewer row groups than about 16 warps per multiprocessor
      * hold: the kernel with twice the loads in flight per warp */
-    if (variant < 0 && nb == 1 && groups < 132 * 16 && a->fmt <= 8) fn = gemv_deep[fi];
-    const int gpb = W / ks; /* row groups per block */
+    if (variant < 0 && ring == 0 && nb == 1 && groups < 132 * 16 && a->fmt <= 8) fn = gemv_deep[fi];
     void *args[] = {a};
-    return launch_kernel((const void *)fn, dim3((unsigned)((groups + gpb - 1) / gpb)), dim3(W * 32), smem, st, args);
+    return launch_kernel((const void *)fn, dim3((unsigned)((groups + W - 1) / W)), dim3(W * 32), smem, st, args);
 }
 
 cudaError_t launch_gemv(mm_args *a, cudaStream_t st) { return launch_gemv_variant(a, -1, st); }

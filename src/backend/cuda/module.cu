@@ -538,10 +538,12 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
     aa.head_dim = (int)s->hd;
     aa.kv_dim = s->kv_dim;
     aa.q_dim = s->q_dim;
-    /* decode splits positions over at most 32 blocks of 64 or more; the
-     * scratch holds the partial results of 8 tokens, so longer steps that
-     * take this kernel (head sizes the prefill kernel lacks) use one block */
-    aa.split_len = n > 8 ? s->n_ctx : (s->n_ctx + 31) / 32 < 64 ? 64 : (s->n_ctx + 31) / 32;
+    /* decode splits positions over at most 32 blocks of 16 or more (short
+     * contexts: more blocks, each with a shorter serial pass over the
+     * values); the scratch holds the partial results of 8 tokens, so longer
+     * steps that take this kernel (head sizes the prefill kernel lacks) use
+     * one block */
+    aa.split_len = n > 8 ? s->n_ctx : (s->n_ctx + 31) / 32 < 16 ? 16 : (s->n_ctx + 31) / 32;
     aa.scratch = s->att_scratch;
     aa.counters = s->att_counters;
     if ((e = launch_rope_store(&aa, s->st)) != cudaSuccess) return e;
