@@ -86,7 +86,108 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
     const float *kc = a.kc + seq * a.seq_stride + kvh * hd, *vc = a.vc + seq * a.seq_stride + kvh * hd;
     float m = -INFINITY, l = 0.0f, o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     __syncthreads();
-    for (int64_t p0 = p_begin; p0 < p_end; p0 += DEC_T) {
+    if (vec4) {
+        /* passes of 64 positions: each warp takes 32 of them, a lane 4
+         * dimensions of each (16-byte loads, 8 positions in flight), the
+         * scores by warp reductions; then the values the same way, each warp
+         * accumulating its positions, the two warps added at the end */
+        __shared__ __align__(16) float ow[2][DEC_MAXD];
+        const int lane = tid & 31, warp = tid >> 5, nv = hd >> 2;
+        float4 qv[2], ov[2];
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            const int idx = lane + 32 * k;
+            qv[k] = idx < nv ? *(const float4 *)(qs + 4 * idx) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            ov[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+        for (int64_t p0 = p_begin; p0 < p_end; p0 += DEC_T) {
+            const int cnt = (int)(p_end - p0 < DEC_T ? p_end - p0 : DEC_T);
+#pragma unroll 1
+            for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += 8) {
+                float4 kv[8][2];
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+#pragma unroll
+                    for (int k = 0; k < 2; k++) {
+                        const int idx = lane + 32 * k;
+                        kv[u][k] = i0 + u < cnt && idx < nv
+                                       ? *(const float4 *)(kc + (p0 + i0 + u) * a.kv_dim + 4 * idx)
+                                       : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    }
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    float sd = 0.0f;
+#pragma unroll
+                    for (int k = 0; k < 2; k++) {
+                        sd = fmaf(qv[k].x, kv[u][k].x, sd);
+                        sd = fmaf(qv[k].y, kv[u][k].y, sd);
+                        sd = fmaf(qv[k].z, kv[u][k].z, sd);
+                        sd = fmaf(qv[k].w, kv[u][k].w, sd);
+                    }
+                    sd = warp_sum(sd);
+                    if (lane == 0 && i0 + u < cnt) ps[i0 + u] = sd * scale;
+                }
+            }
+            __syncthreads();
+            const float sc = tid < cnt ? ps[tid] : -INFINITY;
+            float mx = warp_max(sc);
+            if (lane == 0) red[warp] = mx;
+            __syncthreads();
+            mx = fmaxf(red[0], red[1]);
+            const float mn = fmaxf(m, mx);
+            const float corr = expf(m - mn); /* 0 on the first pass */
+            const float e = tid < cnt ? expf(sc - mn) : 0.0f;
+            ps[tid] = e;
+            float se = warp_sum(e);
+            __syncthreads();
+            if (lane == 0) red[warp] = se;
+            __syncthreads();
+            l = l * corr + (red[0] + red[1]);
+            m = mn;
+#pragma unroll
+            for (int k = 0; k < 2; k++) {
+                ov[k].x *= corr;
+                ov[k].y *= corr;
+                ov[k].z *= corr;
+                ov[k].w *= corr;
+            }
+#pragma unroll 1
+            for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += 8) {
+                float4 vv[8][2];
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+#pragma unroll
+                    for (int k = 0; k < 2; k++) {
+                        const int idx = lane + 32 * k;
+                        vv[u][k] = i0 + u < cnt && idx < nv
+                                       ? *(const float4 *)(vc + (p0 + i0 + u) * a.kv_dim + 4 * idx)
+                                       : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    }
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    const float w = i0 + u < cnt ? ps[i0 + u] : 0.0f;
+#pragma unroll
+                    for (int k = 0; k < 2; k++) {
+                        ov[k].x = fmaf(w, vv[u][k].x, ov[k].x);
+                        ov[k].y = fmaf(w, vv[u][k].y, ov[k].y);
+                        ov[k].z = fmaf(w, vv[u][k].z, ov[k].z);
+                        ov[k].w = fmaf(w, vv[u][k].w, ov[k].w);
+                    }
+                }
+            }
+            __syncthreads();
+        }
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            const int idx = lane + 32 * k;
+            if (idx < nv) *(float4 *)(&ow[warp][4 * idx]) = ov[k];
+        }
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            if (tid + k * DEC_T < hd) o[k] = ow[0][tid + k * DEC_T] + ow[1][tid + k * DEC_T];
+    }
+    for (int64_t p0 = p_begin; p0 < p_end && !vec4; p0 += DEC_T) {
         const int64_t p = p0 + tid;
         float sc = -INFINITY;
         /* scores: a position per thread, its key read whole (independent
