@@ -251,7 +251,7 @@ int main(int argc, char **argv)
 
     /* kernel variants (rows per warp, ring of asynchronous copies or two
      * register stages, warps per block) */
-    static const char *vnames[6] = {"R4 U2 regs W8", "R2 ring4 W16", "persistent", "persistent 1/SM", "persistent 2/SM", "persistent 3/SM"};
+    static const char *vnames[6] = {"R4 U2 regs W8", "R2 ring4 W16", "persistent R2", "persistent R2 full", "persistent R1", "persistent R1 full"};
     for (int v = 0; v < 6 && variants && !json; v++) {
         printf("    variant %s:", vnames[v]);
         for (int i = 0; i < 3; i++) {

@@ -659,22 +659,21 @@ __global__ void __launch_bounds__(GV_ASYNC_WARPS * 32) gemv_4_1a(const mm_args a
 /* Persistent batch-1 product at 4 bits: as many blocks as the GPU holds at
  * once; warp w of the grid takes the row groups w, w + TW, ... (TW: warps in
  * the grid) and streams them through its ring as one sequence of items (a
- * chunk of each of the group's GP_R rows per lane), GP_S items ahead, so
+ * chunk of each of the group's R rows per lane), GP_S items ahead, so
  * that the copies of the next group are in flight while a group is
  * computed; a group's scales and biases are copied with its first item into
  * one of GP_NBUF buffers (enough that the groups in flight never share one). */
-#define GP_R 2
 #define GP_S 4
 #define GP_W 16
 #define GP_NBUF(per) ((GP_S + (per) - 1) / (per) + 1)
 
 typedef struct gp_grp {
-    const uint32_t *w[GP_R];
-    const unsigned short *s[GP_R], *b[GP_R];
+    const uint32_t *w[2];
+    const unsigned short *s[2], *b[2];
 } gp_grp;
 
 /* Segment and first row of row group g. */
-__device__ __forceinline__ const mm_seg *gp_seg(const mm_args *a, int g, int64_t *r0)
+__device__ __forceinline__ const mm_seg *gp_seg(const mm_args *a, int g, int64_t *r0, const int R)
 {
     const int dual = a->mode == MM_SWIGLU;
     int si = 0;
@@ -682,19 +681,19 @@ __device__ __forceinline__ const mm_seg *gp_seg(const mm_args *a, int g, int64_t
     for (int i = 1; i < 3; i++)
         if (!dual && i < a->nseg && g >= a->seg[i].blk0) si = i;
     const mm_seg *S0 = &a->seg[si];
-    *r0 = (int64_t)(g - S0->blk0) * (dual ? GP_R / 2 : GP_R);
+    *r0 = (int64_t)(g - S0->blk0) * (dual ? R / 2 : R);
     return S0;
 }
 
-__device__ __forceinline__ void gp_rows(const mm_args *a, int g, int gpr, gp_grp *o)
+__device__ __forceinline__ void gp_rows(const mm_args *a, int g, int gpr, gp_grp *o, const int R)
 {
     const int dual = a->mode == MM_SWIGLU;
     int64_t r0;
-    const mm_seg *S0 = gp_seg(a, g, &r0);
+    const mm_seg *S0 = gp_seg(a, g, &r0, R);
 #pragma unroll
-    for (int r = 0; r < GP_R; r++) {
-        const mm_seg *sg = dual ? &a->seg[r < GP_R / 2 ? 0 : 1] : S0;
-        int64_t rr = r0 + (dual ? r % (GP_R / 2) : r);
+    for (int r = 0; r < R; r++) {
+        const mm_seg *sg = dual ? &a->seg[r < R / 2 ? 0 : 1] : S0;
+        int64_t rr = r0 + (dual ? r % (R / 2) : r);
         if (rr >= S0->rows) rr = S0->rows - 1; /* computed, not written */
         o->w[r] = (const uint32_t *)sg->w + rr * sg->wpr;
         o->s[r] = (const unsigned short *)sg->s + rr * gpr;
@@ -702,10 +701,11 @@ __device__ __forceinline__ void gp_rows(const mm_args *a, int g, int gpr, gp_grp
     }
 }
 
-__global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p(const mm_args a)
+/* R rows per warp: 2, or 1 (not in the SwiGLU mode) */
+__device__ __forceinline__ void gp_body(const mm_args &a, const int R)
 {
     extern __shared__ __align__(16) float gv_smem[];
-    const int NW = 4, R = GP_R, S = GP_S;
+    const int NW = 4, S = GP_S;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const int dual = a.mode == MM_SWIGLU, affine = a.seg[0].scheme == UQ_SCHEME_AFFINE;
     const int is_bf16 = a.seg[0].sdt == UQ_BF16;
@@ -727,7 +727,7 @@ __global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p(const mm_args a)
      * group's scales in buffer ib */
     int it = 0, ij = 0, ii = 0, ib = 0;
     gp_grp gi;
-    gp_rows(&a, gw, gpr, &gi);
+    gp_rows(&a, gw, gpr, &gi, R);
     pdl_trigger();
     /* the first S items are requested before waiting for the kernel that
      * produces x (weights are never written) */
@@ -756,7 +756,7 @@ __global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p(const mm_args a)
             ii = 0;
             ij++;
             ib = ib + 1 == nbuf ? 0 : ib + 1;
-            if (ij < mine) gp_rows(&a, gw + ij * TW, gpr, &gi);
+            if (ij < mine) gp_rows(&a, gw + ij * TW, gpr, &gi, R);
         }
     }
     pdl_wait();
@@ -822,13 +822,13 @@ __global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p(const mm_args a)
             ii = 0;
             ij++;
             ib = ib + 1 == nbuf ? 0 : ib + 1;
-            if (ij < mine) gp_rows(&a, gw + ij * TW, gpr, &gi);
+            if (ij < mine) gp_rows(&a, gw + ij * TW, gpr, &gi, R);
         }
         if (++ci == per) {
             /* the row group is complete */
             int64_t r0;
-            const mm_seg *S0 = gp_seg(&a, gw + cj * TW, &r0);
-            float v[GP_R];
+            const mm_seg *S0 = gp_seg(&a, gw + cj * TW, &r0, R);
+            float v[2];
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 v[r] = warp_sum(acc[r][0]);
@@ -857,6 +857,9 @@ __global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p(const mm_args a)
     cp_async_wait(0);
 }
 
+__global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p(const mm_args a) { gp_body(a, 2); }
+__global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p1(const mm_args a) { gp_body(a, 1); }
+
 /* Variants of the 4-bit batch-1 kernel for the benchmark: rows per warp,
  * ring depth (0: the register pipeline, two stages of U chunks), warps per
  * block. */
@@ -868,12 +871,13 @@ __global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p(const mm_args a)
 GEMV_VARIANT(4, 2, 0, 8)
 GEMV_VARIANT(2, 1, 4, 16)
 /* pblocks: the persistent kernel with at most this many blocks per
- * multiprocessor (0: as many as fit) */
+ * multiprocessor (0: as the production launcher chooses, -1: as many as
+ * fit) */
 static const struct {
     gemv_fn fn;
     int rows, ring, warps, pblocks;
-} gemv_variants[6] = {{gemv_v_4_2_0_8, 4, 0, 8, 0},   {gemv_v_2_1_4_16, 2, 4, 16, 0}, {gemv_4_1p, GP_R, 0, GP_W, 0},
-                      {gemv_4_1p, GP_R, 0, GP_W, 1}, {gemv_4_1p, GP_R, 0, GP_W, 2},   {gemv_4_1p, GP_R, 0, GP_W, 3}};
+} gemv_variants[6] = {{gemv_v_4_2_0_8, 4, 0, 8, 0},  {gemv_v_2_1_4_16, 2, 4, 16, 0}, {gemv_4_1p, 2, 0, GP_W, 0},
+                      {gemv_4_1p, 2, 0, GP_W, -1},   {gemv_4_1p1, 1, 0, GP_W, 0},    {gemv_4_1p1, 1, 0, GP_W, -1}};
 
 int gemv_supported(const dmat *m)
 {
@@ -906,9 +910,9 @@ cudaError_t gemv_setup(void)
         cudaError_t e = cudaFuncSetAttribute(gemv_deep[f], cudaFuncAttributeMaxDynamicSharedMemorySize, GV_SMEM_MAX);
         if (e != cudaSuccess) return e;
     }
-    for (int f = 0; f < 2; f++) {
-        cudaError_t e = cudaFuncSetAttribute(f ? gemv_4_1p : gemv_4_1a, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             GV_SMEM_MAX);
+    const gemv_fn more[3] = {gemv_4_1a, gemv_4_1p, gemv_4_1p1};
+    for (int f = 0; f < 3; f++) {
+        cudaError_t e = cudaFuncSetAttribute(more[f], cudaFuncAttributeMaxDynamicSharedMemorySize, GV_SMEM_MAX);
         if (e != cudaSuccess) return e;
     }
     return cudaSuccess;
@@ -930,13 +934,15 @@ static int gv_async_ok(const mm_args *a, int64_t gpr)
 
 /* The persistent kernel (4 bits, one token), when it applies: 1 launched,
  * 0 not applicable, -1 error (in *err). */
-static int launch_gemv_persistent(mm_args *a, int max_per_sm, cudaStream_t st, cudaError_t *err)
+static int launch_gemv_persistent(mm_args *a, int R, int max_per_sm, cudaStream_t st, cudaError_t *err)
 {
     static int nsm = 0;
     const int64_t nch = a->K / 32, gpr = a->K / (a->seg[0].group > 0 ? a->seg[0].group : 32);
     if (a->fmt != 4 || a->n != 1 || !gv_async_ok(a, gpr)) return 0;
-    const size_t smem = GV_RING_OFF(a->K, 1) + (size_t)GP_W * GP_S * GP_R * 4 * 128 +
-                        (size_t)GP_W * GP_NBUF((nch + 31) / 32) * GP_R * gpr * 4;
+    if (a->mode == MM_SWIGLU) R = 2;
+    const size_t smem = GV_RING_OFF(a->K, 1) + (size_t)GP_W * GP_S * R * 4 * 128 +
+                        (size_t)GP_W * GP_NBUF((nch + 31) / 32) * R * gpr * 4;
+    const gemv_fn fn = R == 1 ? gemv_4_1p1 : gemv_4_1p;
     if (smem > GV_SMEM_MAX) return 0;
     if (nsm == 0) {
         int dev = 0;
@@ -944,26 +950,30 @@ static int launch_gemv_persistent(mm_args *a, int max_per_sm, cudaStream_t st, c
         if ((*err = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return -1;
     }
     int occ = 0;
-    if ((*err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_4_1p, GP_W * 32, smem)) != cudaSuccess)
+    if ((*err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, GP_W * 32, smem)) != cudaSuccess)
         return -1;
     if (occ < 1) return 0;
     if (max_per_sm > 0 && occ > max_per_sm) occ = max_per_sm;
     int groups = 0;
     if (a->mode == MM_SWIGLU) {
         a->seg[0].blk0 = a->seg[1].blk0 = 0;
-        groups = (int)((a->seg[0].rows + GP_R / 2 - 1) / (GP_R / 2));
+        groups = (int)((a->seg[0].rows + R / 2 - 1) / (R / 2));
     } else {
         for (int i = 0; i < a->nseg; i++) {
             a->seg[i].blk0 = groups;
-            groups += (int)((a->seg[i].rows + GP_R - 1) / GP_R);
+            groups += (int)((a->seg[i].rows + R - 1) / R);
         }
     }
+    /* fewer row groups than twice the warps the GPU holds: one block per
+     * multiprocessor, so that each warp streams two groups or more (its next
+     * group's copies in flight while it computes one) */
+    if (max_per_sm == 0 && groups < 2 * nsm * occ * GP_W) occ = 1;
     a->groups = groups;
     a->ksplit = 1;
     int blocks = (groups + GP_W - 1) / GP_W;
     if (blocks > nsm * occ) blocks = nsm * occ;
     void *args[] = {a};
-    *err = launch_kernel((const void *)gemv_4_1p, dim3((unsigned)blocks), dim3(GP_W * 32), smem, st, args);
+    *err = launch_kernel((const void *)fn, dim3((unsigned)blocks), dim3(GP_W * 32), smem, st, args);
     return *err == cudaSuccess ? 1 : -1;
 }
 
@@ -971,9 +981,11 @@ static int launch_gemv_persistent(mm_args *a, int max_per_sm, cudaStream_t st, c
  * for (K, n). variant < 0: the production kernels. */
 cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
 {
-    if (variant < 0 || gemv_variants[variant].fn == gemv_4_1p) {
+    if (variant < 0 || gemv_variants[variant].fn == gemv_4_1p || gemv_variants[variant].fn == gemv_4_1p1) {
         cudaError_t e = cudaSuccess;
-        const int r = launch_gemv_persistent(a, variant < 0 ? 0 : gemv_variants[variant].pblocks, st, &e);
+        /* one row per warp (x reused less, more warps) but 2 for long rows */
+        const int r = launch_gemv_persistent(a, variant >= 0 ? gemv_variants[variant].rows : a->K >= 8192 ? 2 : 1,
+                                             variant < 0 ? 0 : gemv_variants[variant].pblocks, st, &e);
         if (r != 0) return e;
         if (variant >= 0) return cudaErrorInvalidValue;
     }

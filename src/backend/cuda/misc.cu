@@ -23,17 +23,21 @@ __global__ void embed_kernel(const int32_t *ids, dmat e, float *x)
 {
     pdl_trigger();
     pdl_wait();
+    /* token blockIdx.x, columns from blockIdx.y * blockDim.x: one value per
+     * thread, so that the reads of a row are all in flight at once */
     const int t = blockIdx.x;
     const int64_t id = ids[t];
     float *out = x + (int64_t)t * e.cols;
-    for (int64_t k = threadIdx.x; k < e.cols; k += blockDim.x)
+    const int64_t k = (int64_t)blockIdx.y * blockDim.x + threadIdx.x;
+    if (k < e.cols)
         out[k] = weight_at(e.w, e.s, e.b, e.quantized, e.scheme, e.bits, e.group, e.dtype, e.wpr, e.cols, id, k);
 }
 
 cudaError_t launch_embed(const int32_t *ids, int n, const dmat *e, float *x, cudaStream_t st)
 {
     void *args[] = {(void *)&ids, (void *)e, &x};
-    return launch_kernel((const void *)embed_kernel, dim3(n), dim3(BLOCK), 0, st, args);
+    return launch_kernel((const void *)embed_kernel, dim3((unsigned)n, (unsigned)((e->cols + BLOCK - 1) / BLOCK)),
+                         dim3(BLOCK), 0, st, args);
 }
 
 /* out = w * (x * inv), inv = 1 / sqrt(mean(x^2) + eps), one token per block. */
@@ -117,6 +121,7 @@ __global__ void argmax_kernel(const float *logits, int64_t vocab, int32_t *out)
     const float *row = logits + blockIdx.x * vocab;
     float best = -INFINITY;
     int64_t idx = vocab;
+#pragma unroll 8
     for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
         float v = row[i];
         if (v > best || (idx == vocab && v == best)) {
