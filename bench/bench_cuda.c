@@ -249,9 +249,11 @@ int main(int argc, char **argv)
                    g[i].mhz);
     }
 
-    /* kernel variants (rows per warp, ring of asynchronous copies or two
-     * register stages, warps per block) */
-    static const char *vnames[6] = {"R4 U2 regs W8", "R2 ring4 W16", "persistent R2", "persistent R2 full", "persistent R1", "persistent R1 full"};
+    /* kernel variants: the register pipeline (rows per warp, chunks per
+     * stage), the persistent kernel (rows per warp, "full": as many blocks
+     * as fit) */
+    static const char *vnames[6] = {"registers R4 U2", "registers R4 U1", "persistent R2", "persistent R2 full",
+                                    "persistent R1",   "persistent R1 full"};
     for (int v = 0; v < 6 && variants && !json; v++) {
         printf("    variant %s:", vnames[v]);
         for (int i = 0; i < 3; i++) {

@@ -406,8 +406,7 @@ __device__ __forceinline__ void gv_stage_x(const mm_args *a, float *sx, float *s
  * the start of the ring of asynchronous copies. */
 #define GV_RING_OFF(K, NB) ((((size_t)(NB) * (size_t)((K) / 32) * (XS_PAD + 1) + 8 + 32 * 16) * sizeof(float) + 15) / 16 * 16)
 
-__device__ __forceinline__ void gemv_body(const mm_args *a, const int F, const int NB, const int R, const int U,
-                                          const int S)
+__device__ __forceinline__ void gemv_body(const mm_args *a, const int F, const int NB, const int R, const int U)
 {
     extern __shared__ __align__(16) float gv_smem[];
     const int NW = CHUNK_WORDS(F), quant = F <= 8;
@@ -457,42 +456,7 @@ __device__ __forceinline__ void gemv_body(const mm_args *a, const int F, const i
      * produces x (weights are never written) */
     gv_stage sa, sb;
     pdl_trigger();
-    /* S > 0: the weights go through a ring of S chunks per row in shared
-     * memory, filled by asynchronous copies (no registers held while in
-     * flight): the first S chunks of every row and all the rows' scales and
-     * biases are requested here */
-    const uint32_t ring = (uint32_t)__cvta_generic_to_shared(gv_smem) + (uint32_t)GV_RING_OFF(a->K, NB) +
-                          (uint32_t)(warp * S * R * NW * 128);
-    const uint32_t scs = (uint32_t)__cvta_generic_to_shared(gv_smem) + (uint32_t)GV_RING_OFF(a->K, NB) +
-                         (uint32_t)(nw * S * R * NW * 128) + (uint32_t)(warp * R * gpr * 4);
-    if (S > 0) {
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            const int k = r < R / 2 ? 0 : rw.hi;
-            const char *sp = (const char *)((k ? rw.s1 : rw.s0) + rw.sidx[r]);
-            const char *bp = (const char *)((k ? rw.b1 : rw.b0) + rw.sidx[r]);
-            for (int q = lane; q < gpr / 2; q += 32) {
-                cp_async4(scs + (uint32_t)((r * gpr + 2 * q) * 2), sp + 4 * q);
-                if (rw.affine) cp_async4(scs + (uint32_t)(((R + r) * gpr + 2 * q) * 2), bp + 4 * q);
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < S; i++) {
-            const int c = c0 + 32 * i;
-            if (c < rw.cend) {
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    const uint32_t *src = (r < R / 2 || !rw.hi ? rw.w0 : rw.w1) + rw.woff[r] + (uint32_t)c * NW;
-#pragma unroll
-                    for (int q = 0; q < NW / 4; q++)
-                        cp_async16(ring + (uint32_t)((((i * R + r) * (NW / 4) + q) * 32 + lane) * 16), src + 4 * q);
-                }
-            }
-            cp_async_commit();
-        }
-    } else {
-        gv_load(&sa, &rw, c0, F, R, U);
-    }
+    gv_load(&sa, &rw, c0, F, R, U);
     pdl_wait();
 
     gv_stage_x(a, sx, ssum, sinv, nch, NB);
@@ -503,50 +467,7 @@ __device__ __forceinline__ void gemv_body(const mm_args *a, const int F, const i
 #pragma unroll
         for (int j = 0; j < 8; j++) acc[r][j] = 0.0f;
     const int nmax = (rw.cend - cbeg + 31) / 32; /* chunks per lane, at most */
-    for (int i = 0; i < nmax && S > 0; i++) {
-        /* chunk i has arrived when at most S - 1 groups are pending; the
-         * scales were copied by other lanes */
-        cp_async_wait(S - 1);
-        __syncwarp();
-        const int slot = i % (S > 0 ? S : 1), c = c0 + 32 * i;
-        const unsigned cc = (unsigned)(c < rw.cend ? c : cbeg);
-        const int gl = (int)((rw.cpg & (rw.cpg - 1)) == 0 ? cc >> (__ffs((int)rw.cpg) - 1) : cc / rw.cpg);
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-#pragma unroll
-            for (int q = 0; q < NW / 4; q++) {
-                const uint4 v = lds128(ring + (uint32_t)((((slot * R + r) * (NW / 4) + q) * 32 + lane) * 16));
-                sa.w[r][4 * q] = v.x;
-                sa.w[r][4 * q + 1] = v.y;
-                sa.w[r][4 * q + 2] = v.z;
-                sa.w[r][4 * q + 3] = v.w;
-            }
-            const unsigned short hs = lds16(scs + (uint32_t)((r * gpr + gl) * 2));
-            sa.s[r][0] = rw.is_bf16 ? __uint_as_float((uint32_t)hs << 16) : __half2float(__ushort_as_half(hs));
-            if (rw.affine) {
-                const unsigned short hb = lds16(scs + (uint32_t)(((R + r) * gpr + gl) * 2));
-                sa.b[r][0] = rw.is_bf16 ? __uint_as_float((uint32_t)hb << 16) : __half2float(__ushort_as_half(hb));
-            } else {
-                sa.b[r][0] = 0.0f;
-            }
-        }
-        gv_compute(&sa, acc, sx, ssum, &rw, c, F, NB, R, 1);
-        /* the slot is free again (its values were used): the chunk S further */
-        const int cn = c + 32 * S;
-        if (cn < rw.cend) {
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                const uint32_t *src = (r < R / 2 || !rw.hi ? rw.w0 : rw.w1) + rw.woff[r] + (uint32_t)cn * NW;
-#pragma unroll
-                for (int q = 0; q < NW / 4; q++)
-                    cp_async16(ring + (uint32_t)((((slot * R + r) * (NW / 4) + q) * 32 + lane) * 16), src + 4 * q);
-            }
-        }
-        cp_async_commit();
-    }
-    /* no copy may land in shared memory after the block has left */
-    if (S > 0) cp_async_wait(0);
-    for (int i0 = 0; i0 < nmax && S == 0; i0 += 2 * U) {
+    for (int i0 = 0; i0 < nmax; i0 += 2 * U) {
         gv_load(&sb, &rw, c0 + 32 * (i0 + U), F, R, U);
         gv_compute(&sa, acc, sx, ssum, &rw, c0 + 32 * i0, F, NB, R, U);
         if (i0 + 2 * U < nmax) gv_load(&sa, &rw, c0 + 32 * (i0 + 2 * U), F, R, U);
@@ -604,7 +525,7 @@ __device__ __forceinline__ void gemv_body(const mm_args *a, const int F, const i
 #define GEMV_KERNEL(F, NB)                                                                               \
     __global__ void __launch_bounds__(GV_WARPS * 32) gemv_##F##_##NB(const mm_args a)                    \
     {                                                                                                    \
-        gemv_body(&a, F, NB, GV_ROWS(F, NB), GV_UNROLL(F, NB), 0);                                         \
+        gemv_body(&a, F, NB, GV_ROWS(F, NB), GV_UNROLL(F, NB));                                         \
     }
 #define GEMV_KERNELS(F) GEMV_KERNEL(F, 1) GEMV_KERNEL(F, 2) GEMV_KERNEL(F, 4) GEMV_KERNEL(F, 8)
 GEMV_KERNELS(1)
@@ -624,7 +545,7 @@ GEMV_KERNELS(33)
 #define GEMV_KERNEL_DEEP(F)                                                                              \
     __global__ void __launch_bounds__(GV_WARPS * 32) gemv_##F##_1d(const mm_args a)                      \
     {                                                                                                    \
-        gemv_body(&a, F, 1, GV_ROWS(F, 1), CHUNK_WORDS(F) <= 8 ? 2 : 1, 0);                                \
+        gemv_body(&a, F, 1, GV_ROWS(F, 1), CHUNK_WORDS(F) <= 8 ? 2 : 1);                                \
     }
 GEMV_KERNEL_DEEP(1)
 GEMV_KERNEL_DEEP(2)
@@ -643,18 +564,6 @@ static const gemv_fn gemv_deep[10] = {gemv_1_1d, gemv_2_1d, gemv_3_1d, gemv_4_1d
 #define GEMV_ROW(F) {gemv_##F##_1, gemv_##F##_2, gemv_##F##_4, gemv_##F##_8}
 static const gemv_fn gemv_table[10][4] = {GEMV_ROW(1), GEMV_ROW(2), GEMV_ROW(3), GEMV_ROW(4), GEMV_ROW(5),
                                           GEMV_ROW(6), GEMV_ROW(7), GEMV_ROW(8), GEMV_ROW(32), GEMV_ROW(33)};
-
-/* Batch 1 at 4 bits, with the weights streamed through a ring of shared
- * memory by asynchronous copies (gemv_body with S > 0): each warp has 4
- * chunks of each of its 2 rows in flight without holding registers for
- * them, 16 warps a block. (At 8 bits the register pipeline is faster.) */
-#define GV_ASYNC_ROWS 2
-#define GV_ASYNC_RING 4
-#define GV_ASYNC_WARPS 16
-__global__ void __launch_bounds__(GV_ASYNC_WARPS * 32) gemv_4_1a(const mm_args a)
-{
-    gemv_body(&a, 4, 1, GV_ASYNC_ROWS, 1, GV_ASYNC_RING);
-}
 
 /* Persistent batch-1 product at 4 bits: as many blocks as the GPU holds at
  * once; warp w of the grid takes the row groups w, w + TW, ... (TW: warps in
@@ -860,24 +769,19 @@ __device__ __forceinline__ void gp_body(const mm_args &a, const int R)
 __global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p(const mm_args a) { gp_body(a, 2); }
 __global__ void __launch_bounds__(GP_W * 32, 2) gemv_4_1p1(const mm_args a) { gp_body(a, 1); }
 
-/* Variants of the 4-bit batch-1 kernel for the benchmark: rows per warp,
- * ring depth (0: the register pipeline, two stages of U chunks), warps per
- * block. */
-#define GEMV_VARIANT(R, U, S, W)                                                                         \
-    __global__ void __launch_bounds__(W * 32) gemv_v_##R##_##U##_##S##_##W(const mm_args a)              \
-    {                                                                                                    \
-        gemv_body(&a, 4, 1, R, U, S);                                                                    \
-    }
-GEMV_VARIANT(4, 2, 0, 8)
-GEMV_VARIANT(2, 1, 4, 16)
-/* pblocks: the persistent kernel with at most this many blocks per
- * multiprocessor (0: as the production launcher chooses, -1: as many as
- * fit) */
+/* Variants of the 4-bit batch-1 kernel for the benchmark: the register
+ * pipeline (rows per warp, chunks per stage, warps per block) or the
+ * persistent kernel (rows per warp; pblocks: at most this many blocks per
+ * multiprocessor, 0: as the launcher chooses, -1: as many as fit). */
+#define GEMV_VARIANT(R, U, W)                                                                            \
+    __global__ void __launch_bounds__(W * 32) gemv_v_##R##_##U##_##W(const mm_args a) { gemv_body(&a, 4, 1, R, U); }
+GEMV_VARIANT(4, 2, 8)
+GEMV_VARIANT(4, 1, 8)
 static const struct {
     gemv_fn fn;
-    int rows, ring, warps, pblocks;
-} gemv_variants[6] = {{gemv_v_4_2_0_8, 4, 0, 8, 0},  {gemv_v_2_1_4_16, 2, 4, 16, 0}, {gemv_4_1p, 2, 0, GP_W, 0},
-                      {gemv_4_1p, 2, 0, GP_W, -1},   {gemv_4_1p1, 1, 0, GP_W, 0},    {gemv_4_1p1, 1, 0, GP_W, -1}};
+    int rows, unroll, warps, pblocks;
+} gemv_variants[6] = {{gemv_v_4_2_8, 4, 2, 8, 0}, {gemv_v_4_1_8, 4, 1, 8, 0}, {gemv_4_1p, 2, 0, GP_W, 0},
+                      {gemv_4_1p, 2, 0, GP_W, -1}, {gemv_4_1p1, 1, 0, GP_W, 0}, {gemv_4_1p1, 1, 0, GP_W, -1}};
 
 int gemv_supported(const dmat *m)
 {
@@ -910,8 +814,8 @@ cudaError_t gemv_setup(void)
         cudaError_t e = cudaFuncSetAttribute(gemv_deep[f], cudaFuncAttributeMaxDynamicSharedMemorySize, GV_SMEM_MAX);
         if (e != cudaSuccess) return e;
     }
-    const gemv_fn more[3] = {gemv_4_1a, gemv_4_1p, gemv_4_1p1};
-    for (int f = 0; f < 3; f++) {
+    const gemv_fn more[2] = {gemv_4_1p, gemv_4_1p1};
+    for (int f = 0; f < 2; f++) {
         cudaError_t e = cudaFuncSetAttribute(more[f], cudaFuncAttributeMaxDynamicSharedMemorySize, GV_SMEM_MAX);
         if (e != cudaSuccess) return e;
     }
@@ -981,7 +885,8 @@ static int launch_gemv_persistent(mm_args *a, int R, int max_per_sm, cudaStream_
  * for (K, n). variant < 0: the production kernels. */
 cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
 {
-    if (variant < 0 || gemv_variants[variant].fn == gemv_4_1p || gemv_variants[variant].fn == gemv_4_1p1) {
+    const int pers = variant >= 0 && (gemv_variants[variant].fn == gemv_4_1p || gemv_variants[variant].fn == gemv_4_1p1);
+    if (variant < 0 || pers) {
         cudaError_t e = cudaSuccess;
         /* one row per warp (x reused less, more warps) but 2 for long rows */
         const int r = launch_gemv_persistent(a, variant >= 0 ? gemv_variants[variant].rows : a->K >= 8192 ? 2 : 1,
@@ -992,35 +897,10 @@ cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
     const int fi = a->fmt <= 8 ? a->fmt - 1 : a->fmt == FMT_BF16 ? 8 : 9;
     const int nb = gv_nb(a->n);
     const int ni = nb == 1 ? 0 : nb == 2 ? 1 : nb == 4 ? 2 : 3;
-    int R = variant >= 0 ? gemv_variants[variant].rows : GV_ROWS(a->fmt, nb);
-    int W = variant >= 0 ? gemv_variants[variant].warps : GV_WARPS;
-    int ring = variant >= 0 ? gemv_variants[variant].ring : 0;
-    size_t smem = gv_smem_bytes(a->K, nb);
+    const int R = variant >= 0 ? gemv_variants[variant].rows : GV_ROWS(a->fmt, nb);
+    const int W = variant >= 0 ? gemv_variants[variant].warps : GV_WARPS;
+    const size_t smem = gv_smem_bytes(a->K, nb);
     gemv_fn fn = variant >= 0 ? gemv_variants[variant].fn : gemv_table[fi][ni];
-    /* one token at 4 bits: the weights through a ring of asynchronous copies
-     * when the layout allows 16-byte copies of weights and 4-byte copies of
-     * scales and biases, and it all fits in shared memory */
-    if (variant < 0 && nb == 1 && a->fmt == 4) {
-        ring = GV_ASYNC_RING;
-        R = GV_ASYNC_ROWS;
-        W = GV_ASYNC_WARPS;
-    }
-    if (ring > 0) {
-        const int64_t gpr = a->K / (a->seg[0].group > 0 ? a->seg[0].group : 32);
-        const int ok = gv_async_ok(a, gpr);
-        const size_t rs = GV_RING_OFF(a->K, nb) + (size_t)W * ring * R * CHUNK_WORDS(a->fmt) * 128 +
-                          (size_t)W * R * (size_t)gpr * 4;
-        if (ok && rs <= GV_SMEM_MAX) {
-            smem = rs;
-            if (variant < 0) fn = gemv_4_1a;
-        } else if (variant < 0) {
-            ring = 0;
-            R = GV_ROWS(a->fmt, nb);
-            W = GV_WARPS;
-        } else {
-            return cudaErrorInvalidValue;
-        }
-    }
     int groups = 0; /* row groups: R rows each (R/2 + R/2 in the SwiGLU mode) */
     if (a->mode == MM_SWIGLU) {
         a->seg[0].blk0 = a->seg[1].blk0 = 0;
@@ -1034,7 +914,7 @@ cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
     a->ksplit = 1;
     /* one token and fewer row groups than about 16 warps per multiprocessor
      * hold: the kernel with twice the loads in flight per warp */
-    if (variant < 0 && ring == 0 && nb == 1 && groups < 132 * 16 && a->fmt <= 8) fn = gemv_deep[fi];
+    if (variant < 0 && nb == 1 && groups < 132 * 16 && a->fmt <= 8) fn = gemv_deep[fi];
     void *args[] = {a};
     return launch_kernel((const void *)fn, dim3((unsigned)((groups + W - 1) / W)), dim3(W * 32), smem, st, args);
 }
