@@ -82,7 +82,47 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
     const float scale = 1.0f / sqrtf((float)hd);
     const int vec4 = (hd & 3) == 0 && (a.kv_dim & 3) == 0;
     const float *q = a.qkv + (int64_t)t * a.ldq + h * hd;
-    for (int i = tid; i < hd; i += DEC_T) qs[i] = q[i];
+    /* fused (one token, head size a multiple of 4): the query rotated here
+     * (as rope_store_kernel), and the blocks holding the token's own position
+     * rotate its key into shared memory and read it and its values from
+     * there; those of the first query head of each key head also store them
+     * in the cache, which no block of this launch reads at that position */
+    const int fused = a.fused;
+    const int64_t pos = npos - 1;
+    __shared__ __align__(16) float ks[DEC_MAXD], vs[DEC_MAXD];
+    if (fused) {
+        const int half = hd / 2;
+        const float *cs = a.rope_cos + pos * half, *sn = a.rope_sin + pos * half;
+        for (int i = tid; i < half; i += DEC_T) {
+            const float x0 = q[i], x1 = q[i + half], c = cs[i], s = sn[i];
+            qs[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+            qs[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+        }
+        if (sp == nsplit - 1) {
+            const float *kx = a.qkv + (int64_t)t * a.ldq + a.q_dim + kvh * hd, *vx = kx + a.kv_dim;
+            const int store = h % (a.n_heads / a.n_kv) == 0;
+            float *kd = a.kc + seq * a.seq_stride + pos * a.kv_dim + kvh * hd;
+            float *vd = a.vc + seq * a.seq_stride + pos * a.kv_dim + kvh * hd;
+            for (int i = tid; i < half; i += DEC_T) {
+                const float x0 = kx[i], x1 = kx[i + half], c = cs[i], s = sn[i];
+                const float k0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+                const float k1 = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+                ks[i] = k0;
+                ks[i + half] = k1;
+                if (store) {
+                    kd[i] = k0;
+                    kd[i + half] = k1;
+                }
+            }
+            for (int i = tid; i < hd; i += DEC_T) {
+                const float v = vx[i];
+                vs[i] = v;
+                if (store) vd[i] = v;
+            }
+        }
+    } else {
+        for (int i = tid; i < hd; i += DEC_T) qs[i] = q[i];
+    }
     const float *kc = a.kc + seq * a.seq_stride + kvh * hd, *vc = a.vc + seq * a.seq_stride + kvh * hd;
     float m = -INFINITY, l = 0.0f, o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     __syncthreads();
@@ -110,9 +150,10 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
 #pragma unroll
                     for (int k = 0; k < 2; k++) {
                         const int idx = lane + 32 * k;
-                        kv[u][k] = i0 + u < cnt && idx < nv
-                                       ? *(const float4 *)(kc + (p0 + i0 + u) * a.kv_dim + 4 * idx)
-                                       : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                        const int64_t pp = p0 + i0 + u;
+                        const float *kr = fused && pp == pos ? ks : kc + pp * a.kv_dim;
+                        kv[u][k] = i0 + u < cnt && idx < nv ? *(const float4 *)(kr + 4 * idx)
+                                                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                     }
 #pragma unroll
                 for (int u = 0; u < 8; u++) {
@@ -159,9 +200,10 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
 #pragma unroll
                     for (int k = 0; k < 2; k++) {
                         const int idx = lane + 32 * k;
-                        vv[u][k] = i0 + u < cnt && idx < nv
-                                       ? *(const float4 *)(vc + (p0 + i0 + u) * a.kv_dim + 4 * idx)
-                                       : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                        const int64_t pp = p0 + i0 + u;
+                        const float *vr = fused && pp == pos ? vs : vc + pp * a.kv_dim;
+                        vv[u][k] = i0 + u < cnt && idx < nv ? *(const float4 *)(vr + 4 * idx)
+                                                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                     }
 #pragma unroll
                 for (int u = 0; u < 8; u++) {

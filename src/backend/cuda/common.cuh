@@ -208,6 +208,7 @@ typedef struct attn_args {
     int64_t split_len;   /* positions per block of decode attention */
     float *scratch;      /* [n][heads][32 splits][258] partial results */
     int *counters;       /* [n][heads], zero between launches */
+    int fused;           /* one token, decode kernel: RoPE and the cache store done by it */
 } attn_args;
 cudaError_t attention_setup(void);
 cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st);

@@ -546,7 +546,9 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
     aa.split_len = n > 8 ? s->n_ctx : (s->n_ctx + 31) / 32 < 16 ? 16 : (s->n_ctx + 31) / 32;
     aa.scratch = s->att_scratch;
     aa.counters = s->att_counters;
-    if ((e = launch_rope_store(&aa, s->st)) != cudaSuccess) return e;
+    /* one token through the decode kernel: RoPE and the cache store in it */
+    aa.fused = n == 1 && n < s->gemm_min && s->hd % 4 == 0 && s->kv_dim % 4 == 0;
+    if (!aa.fused && (e = launch_rope_store(&aa, s->st)) != cudaSuccess) return e;
     if ((e = launch_attention(&aa, n >= s->gemm_min, s->st)) != cudaSuccess) return e;
     if ((e = mm_one(s, &L->wo, L->bo, 0, MM_ADD, s->att, s->q_dim, n, s->x, s->dim)) != cudaSuccess) return e;
     const dmat *gu[2] = {&L->wg, &L->wu};
