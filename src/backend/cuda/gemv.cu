@@ -324,7 +324,47 @@ __device__ __forceinline__ void gv_stage_x(const mm_args *a, float *sx, float *s
     /* x in one round trip: every thread loads its float4s of the block's
      * rows of x, then stores them into the padded layout */
     const int nq = NB * nch * 8; /* float4 of x */
-    if (a->norm_w) {
+    if (a->norm_w && NB == 1 && nq <= 2 * (int)blockDim.x) {
+        /* the same for one token in one pass: x and the norm weights loaded
+         * together and kept in registers (the same sums in the same order) */
+        __shared__ double sred1[32];
+        float4 xv[2], wv[2];
+        double ss = 0.0;
+#pragma unroll
+        for (int u = 0; u < 2; u++) {
+            const int q = threadIdx.x + u * blockDim.x;
+            if (q < nq) {
+                xv[u] = __ldg((const float4 *)a->x + q);
+                wv[u] = __ldg((const float4 *)a->norm_w + q);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 2; u++) {
+            const float4 v = xv[u];
+            if ((int)threadIdx.x + u * (int)blockDim.x < nq)
+                ss += (double)v.x * v.x + (double)v.y * v.y + (double)v.z * v.z + (double)v.w * v.w;
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        if (lane == 0) sred1[warp] = ss;
+        __syncthreads();
+        double t = 0.0;
+        for (int w = 0; w < nw; w++) t += sred1[w];
+        const float inv = (float)(1.0 / sqrt(t / (double)a->K + a->norm_eps));
+#pragma unroll
+        for (int u = 0; u < 2; u++) {
+            const int q = threadIdx.x + u * blockDim.x;
+            if (q < nq) {
+                float4 v = xv[u];
+                const float4 wn = wv[u];
+                v.x = __fmul_rn(wn.x, __fmul_rn(v.x, inv));
+                v.y = __fmul_rn(wn.y, __fmul_rn(v.y, inv));
+                v.z = __fmul_rn(wn.z, __fmul_rn(v.z, inv));
+                v.w = __fmul_rn(wn.w, __fmul_rn(v.w, inv));
+                *(float4 *)(sx + (q >> 3) * XS_PAD + (q & 7) * 4) = v;
+            }
+        }
+    } else if (a->norm_w) {
         /* RMSNorm as src/runtime/ops.c: the sum of squares in double,
          * out = w * (x * inv) */
         __shared__ double sred[8][32];
