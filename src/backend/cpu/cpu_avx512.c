@@ -175,6 +175,27 @@ INLINE512 void store_tile(__m512 (*acc)[4], float *y, int64_t ldy, int64_t i0, i
         _mm_mask_storeu_ps(y + (t0 + t) * ldy + i0, (__mmask8)((1u << R) - 1), _mm_load_ps(out + 4 * t));
 }
 
+/* A tile's row pointers and zeroed accumulators. */
+INLINE512 void tile_start(const qctx *c, int64_t i0, const uint8_t **wp, __m512 (*acc)[4], const int R, const int T)
+{
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        wp[r] = c->packed + (size_t)(i0 + r) * c->row_bytes;
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    }
+}
+
+/* The groups of a 128-code block's two chunks (the second is the first's
+ * when the row ends after one), advancing *g / *kin without divisions. */
+INLINE512 void block_groups(int64_t *g, int64_t *kin, int64_t cpg, int64_t ka, int64_t K, int64_t *ga, int64_t *gb)
+{
+    *ga = *g;
+    if (++*kin == cpg) *kin = 0, ++*g;
+    *gb = ka + 1 < K ? *g : *ga;
+    if (++*kin == cpg) *kin = 0, ++*g;
+}
+
 /* 32-blocks (or chunks whose halves may belong to different groups): one
  * chunk of 64 codes (32 when last: the row's odd half chunk) for rows
  * i0..i0+R-1 of the task and inputs t0..t0+T-1 of the block; the per-lane
@@ -257,12 +278,7 @@ INLINE512 void ptile(const qctx *c, int64_t i0, int64_t t0, float *y, int64_t ld
     float *P = c->P;
     __m512 acc[8][4];
     const uint8_t *wp[8];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-        wp[r] = c->packed + (size_t)(i0 + r) * c->row_bytes;
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
-    }
+    tile_start(c, i0, wp, acc, R, T);
     int64_t g = 0, kin = 0;
     for (int64_t k = 0; k < K; k++) {
         if (T == 1) { /* P[r] = scale of row r x the input's scale */
@@ -310,18 +326,13 @@ INLINE512 void ntile4(const qctx *c, int64_t i0, float *y, int64_t ldy, const in
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc[8][4];
     const uint8_t *wp[8];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-        wp[r] = c->packed + (size_t)(i0 + r) * c->row_bytes;
-        acc[r][0] = _mm512_setzero_ps();
-    }
+    tile_start(c, i0, wp, acc, R, 1);
     const __m512i lane8 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8);
     int64_t g = 0, kin = 0; /* the group of the next chunk, without divisions */
     for (int64_t b = 0; b < nb; b++) {
-        const int64_t ka = 2 * b, ga = g;
-        if (++kin == cpg) kin = 0, g++;
-        const int64_t gb = ka + 1 < K ? g : ga;
-        if (++kin == cpg) kin = 0, g++;
+        const int64_t ka = 2 * b;
+        int64_t ga, gb;
+        block_groups(&g, &kin, cpg, ka, K, &ga, &gb);
         /* Z lanes 0-7: rows' scale for chunk ka x its input scale; 8-15: chunk ka + 1 */
         __m512 S = _mm512_castps128_ps512(_mm_load_ps(sA + ga * 4));
         S = _mm512_insertf32x4(S, _mm_load_ps(sB + ga * 4), 1);
@@ -358,20 +369,14 @@ INLINE512 void ptile4(const qctx *c, int64_t i0, int64_t t0, float *y, int64_t l
     float *s2 = c->P; /* the rows' lane scales of the current block, [4][16]: kept in L1, not registers */
     __m512 acc[8][4];
     const uint8_t *wp[4];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-        wp[r] = c->packed + (size_t)(i0 + r) * c->row_bytes;
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
-    }
+    tile_start(c, i0, wp, acc, R, T);
     const int8_t *xp0 = c->xd + t0 * nb * 128;
     const float *xs0 = c->x16 + t0 * nb * 16;
     int64_t g = 0, kin = 0; /* the group of the next chunk, without divisions */
     for (int64_t b = 0; b < nb; b++) {
-        const int64_t ka = 2 * b, ga = g;
-        if (++kin == cpg) kin = 0, g++;
-        const int64_t gb = ka + 1 < K ? g : ga;
-        if (++kin == cpg) kin = 0, g++;
+        const int64_t ka = 2 * b;
+        int64_t ga, gb;
+        block_groups(&g, &kin, cpg, ka, K, &ga, &gb);
         /* lanes 0-3: the rows' scales for chunk ka, 4-7: chunk ka + 1 */
         const __m512 Sab = _mm512_castps256_ps512(
             _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_load_ps(sA + ga * 4)), _mm_load_ps(sA + gb * 4), 1));
