@@ -267,7 +267,7 @@ int main(int argc, char **argv)
         printf("\n");
     }
 
-    double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, decode_tps = 0, decode_api_tps = 0,
+    double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, decode_tps = 0, decode_api_tps = 0,
            decode_deep_tps = 0, bytes_bf16 = 0;
     if (!no_model) {
         uq_model_config cfg = uq_synthetic_config(4096, 11008, layers, 32, 32, 32000, 0);
@@ -343,6 +343,16 @@ int main(int argc, char **argv)
         }
         prefill_tps = prompt / median(tp, repeat);
         decode_deep_tps = decode / median(td, repeat);
+        /* prefill with the weights dequantized inside the GEMM's loop */
+        if (uq_cuda_set_option(c, "gemm_dequant", 0) != UQ_OK) die("option");
+        for (int r = 0; r < repeat; r++) {
+            uq_context_reset(c, -1);
+            double t0 = now();
+            if (uq_forward_last(c, ids, (size_t)prompt, logits) != UQ_OK) die("prefill");
+            tp[r] = now() - t0;
+        }
+        prefill_inloop_tps = prompt / median(tp, repeat);
+        if (uq_cuda_set_option(c, "gemm_dequant", 1) != UQ_OK) die("option");
         for (int r = 0; r < repeat; r++) {
             uq_context_reset(c, -1);
             tok = ids[0];
@@ -395,6 +405,7 @@ int main(int argc, char **argv)
                    "%.2fx)\n",
                    prompt, prefill_tps, GOAL_PREFILL, prefill_tps / GOAL_PREFILL, LLAMACPP_PREFILL,
                    prefill_tps / LLAMACPP_PREFILL);
+            printf("    prefill, dequantizing inside the GEMM loop:   %8.0f tok/s\n", prefill_inloop_tps);
         }
         free(tp);
         free(td);
@@ -436,6 +447,7 @@ int main(int argc, char **argv)
             json_object_set_new(mo, "decode_api_tps", json_real(decode_api_tps));
             json_object_set_new(mo, "decode_after_prompt_tps", json_real(decode_deep_tps));
             json_object_set_new(mo, "prefill_tps", json_real(prefill_tps));
+            json_object_set_new(mo, "prefill_inloop_tps", json_real(prefill_inloop_tps));
             json_object_set_new(mo, "prompt", json_integer(prompt));
             json_object_set_new(mo, "decode", json_integer(decode));
             json_object_set_new(o, "llama2_7b_shape_q4", mo);

@@ -135,6 +135,16 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
     assert_true(d < tol_abs);
     assert_true(kl < tol_kl);
 
+    /* prefill with quantized weights dequantized inside the GEMM's loop instead
+     * of into the dense f16 scratch first: the same products, the same bits */
+    assert_int_equal(uq_cuda_set_option(gpu, "gemm_dequant", 0), UQ_OK);
+    uq_context_reset(gpu, 0);
+    assert_int_equal(uq_forward(gpu, ids, n, ld), UQ_OK);
+    double di = tu_max_abs_diff(lg, ld, nv);
+    print_message("%-14s prefill: max |dequantized first - in the loop| = %.3g\n", label, di);
+    assert_memory_equal(lg, ld, nv * sizeof(float));
+    assert_int_equal(uq_cuda_set_option(gpu, "gemm_dequant", 1), UQ_OK);
+
     /* decode: chunks of 1, 2, 3, ... tokens through the cache */
     uq_context_reset(gpu, 0);
     size_t off = 0;

@@ -182,6 +182,9 @@ cudaError_t launch_matmul_generic(mm_args *a, cudaStream_t st);
 int gemm_supported(const dmat *m);
 cudaError_t gemm_setup(void);
 cudaError_t launch_gemm(mm_args *a, cudaStream_t st);
+/* Quantized weights (every segment's rows * K f16 values fit in scratch):
+ * dequantize them into scratch, then the dense f16 GEMM; same results. */
+cudaError_t launch_gemm_dequant(mm_args *a, uint16_t *scratch, cudaStream_t st);
 
 /* misc.cu */
 cudaError_t misc_setup(void);

@@ -266,6 +266,198 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
     }
 }
 
+/* ------------------------------------------------ prefill: dense f16 path
+ *
+ * For a step of many tokens the quantized weights of a product are first
+ * expanded to a dense f16 matrix in a scratch buffer (dequant_kernel: the
+ * codes read once, f16 written once; the same fp32 arithmetic and rounding as
+ * the in-loop path above), then gemm_dense streams f16 tiles of weights and
+ * input through a 3-stage cp.async ring with one f16 MMA per product: the
+ * same products in the same order as the in-loop path, so the same results
+ * bit for bit, without a dequantizing phase between the tensor-core phases. */
+
+#define DQ_THREADS 256
+#define DN_STAGES 3
+#define DOFF_B (DN_STAGES * GM_TILE)
+
+/* A thread expands a run of 8 values of one row (group % 8 == 0, so one
+ * scale and bias). Segment blockIdx.y, its rows stacked after the previous
+ * segments' rows in out ([rows][K] f16). */
+template <int F>
+__global__ void __launch_bounds__(DQ_THREADS) dequant_kernel(const mm_args a, uint16_t *out)
+{
+    pdl_trigger();
+    const mm_seg *S = &a.seg[blockIdx.y];
+    const int64_t K = a.K, runs = K / 8;
+    const int64_t idx = (int64_t)blockIdx.x * DQ_THREADS + threadIdx.x;
+    int64_t row0 = 0;
+    for (int i = 0; i < (int)blockIdx.y; i++) row0 += a.seg[i].rows;
+    const bool live = idx < S->rows * runs;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    int64_t r = 0, k0 = 0;
+    if (live) {
+        r = idx / runs;
+        k0 = (idx - r * runs) * 8;
+        const int affine = S->scheme == UQ_SCHEME_AFFINE;
+        const int group = S->group > 0 ? S->group : (int)K;
+        const int64_t gi = r * (K / group) + k0 / group;
+        const float sc = load_scale(S->s, gi, S->sdt);
+        const float bi = affine ? load_scale(S->b, gi, S->sdt) : 0.0f;
+        const float sub = 8388608.0f + (!affine ? (float)(1 << (F - 1)) : 0.0f);
+        const uint32_t *wp = (const uint32_t *)S->w + r * S->wpr;
+        const uint32_t mask = (1u << F) - 1u;
+        const int64_t bit0 = k0 * F;
+        uint32_t ph[4];
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            float wv[2];
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int64_t bit = bit0 + (p * 2 + e) * F;
+                const int64_t wi = bit >> 5;
+                const int off = (int)(bit & 31);
+                const uint32_t w0 = __ldg(wp + wi);
+                const uint32_t t = off + F <= 32 ? w0 >> off : __funnelshift_r(w0, __ldg(wp + wi + 1), off);
+                const float q = __uint_as_float((t & mask) | 0x4B000000u) - sub; /* exact */
+                wv[e] = affine ? __fadd_rn(__fmul_rn(q, sc), bi) : __fmul_rn(q, sc);
+            }
+            __half2 h2 = __floats2half2_rn(wv[0], wv[1]);
+            ph[p] = *(uint32_t *)&h2;
+        }
+        v = make_uint4(ph[0], ph[1], ph[2], ph[3]);
+    }
+    /* the previous product may still read the buffer */
+    pdl_wait();
+    if (live) *(uint4 *)(out + (row0 + r) * K + k0) = v;
+}
+
+__device__ __forceinline__ void dense_load_stage(const mm_args *a, const mm_seg *S, int64_t row0, int tok0, int kt,
+                                                 int buf, unsigned char *smem)
+{
+    const int tid = threadIdx.x;
+    const int64_t K = a->K, k0 = (int64_t)kt * GM_BK;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int idx = tid + i * GM_THREADS, r = idx >> 3, ch = idx & 7;
+        const int64_t rr = row0 + r < S->rows ? row0 + r : S->rows - 1;
+        cp_async16(smem + buf * GM_TILE + swz(r, ch), (const uint16_t *)S->w + rr * K + k0 + ch * 8, 16);
+        const int tok = tok0 + r;
+        const uint16_t *src = a->xh + (int64_t)(tok < a->n ? tok : 0) * K + k0 + ch * 8;
+        cp_async16(smem + DOFF_B + buf * GM_TILE + swz(r, ch), src, tok < a->n ? 16 : 0);
+    }
+}
+
+/* The layout of gemm_body (8 warps of 64 rows x 32 tokens), weights as f16. */
+__global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
+{
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp & 1, wn = warp >> 1;
+    pdl_trigger();
+    pdl_wait();
+
+    int si = 0;
+#pragma unroll
+    for (int i = 1; i < 3; i++)
+        if (i < a.nseg && (int)blockIdx.x >= a.seg[i].blk0) si = i;
+    const mm_seg *S = &a.seg[si];
+    const int64_t row0 = (int64_t)((int)blockIdx.x - S->blk0) * GM_BM;
+    const int tok0 = blockIdx.y * GM_BN;
+    const int KT = (int)(a.K / GM_BK);
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+
+#pragma unroll
+    for (int st = 0; st < DN_STAGES - 1; st++) {
+        if (st < KT) dense_load_stage(&a, S, row0, tok0, st, st, smem);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < KT; kt++) {
+        const int buf = kt % DN_STAGES;
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(DN_STAGES - 2));
+        __syncthreads();
+        if (kt + DN_STAGES - 1 < KT)
+            dense_load_stage(&a, S, row0, tok0, kt + DN_STAGES - 1, (kt + DN_STAGES - 1) % DN_STAGES, smem);
+        cp_async_commit();
+        const unsigned char *tA = smem + buf * GM_TILE, *tB = smem + DOFF_B + buf * GM_TILE;
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            uint32_t bh[4][2];
+#pragma unroll
+            for (int np = 0; np < 2; np++) {
+                uint32_t r4[4];
+                const int t = wn * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3), ch = ks * 2 + ((lane >> 3) & 1);
+                ldmatrix_x4(r4, tB + swz(t, ch));
+                bh[np * 2][0] = r4[0];
+                bh[np * 2][1] = r4[1];
+                bh[np * 2 + 1][0] = r4[2];
+                bh[np * 2 + 1][1] = r4[3];
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                uint32_t ah[4];
+                const int r = wm * 64 + mt * 16 + (lane & 15), ch = ks * 2 + (lane >> 4);
+                ldmatrix_x4(ah, tA + swz(r, ch));
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_f16(acc[mt][nt], ah, bh[nt]);
+            }
+        }
+    }
+    cp_async_wait_all();
+
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int64_t r = row0 + wm * 64 + (i >> 1) * 16 + (lane >> 2) + (i & 1) * 8;
+        if (r >= S->rows) continue;
+        const float bias = S->bias ? S->bias[r] : 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int tok = tok0 + wn * 32 + nt * 8 + (lane & 3) * 2 + e;
+                if (tok >= a.n) continue;
+                const float v = acc[i >> 1][nt][(i & 1) * 2 + e] + bias;
+                float *yp = a.y + (int64_t)tok * a.ldy + S->out_off + r;
+                *yp = a.mode == MM_ADD ? *yp + v : v;
+            }
+    }
+}
+
+typedef void (*dequant_fn)(const mm_args, uint16_t *);
+static const dequant_fn dequant_table[8] = {dequant_kernel<1>, dequant_kernel<2>, dequant_kernel<3>,
+                                            dequant_kernel<4>, dequant_kernel<5>, dequant_kernel<6>,
+                                            dequant_kernel<7>, dequant_kernel<8>};
+
+cudaError_t launch_gemm_dequant(mm_args *a, uint16_t *scratch, cudaStream_t st)
+{
+    int64_t maxrows = 0;
+    for (int i = 0; i < a->nseg; i++)
+        if (a->seg[i].rows > maxrows) maxrows = a->seg[i].rows;
+    const int64_t runs = maxrows * (a->K / 8);
+    dim3 grid((unsigned)((runs + DQ_THREADS - 1) / DQ_THREADS), (unsigned)a->nseg);
+    void *dargs[] = {a, &scratch};
+    cudaError_t e = launch_kernel((const void *)dequant_table[a->fmt - 1], grid, dim3(DQ_THREADS), 0, st, dargs);
+    if (e != cudaSuccess) return e;
+    mm_args b = *a;
+    int blocks = 0;
+    int64_t rows = 0;
+    for (int i = 0; i < b.nseg; i++) {
+        b.seg[i].w = scratch + rows * b.K;
+        b.seg[i].blk0 = blocks;
+        rows += b.seg[i].rows;
+        blocks += (int)((b.seg[i].rows + GM_BM - 1) / GM_BM);
+    }
+    dim3 ggrid((unsigned)blocks, (unsigned)((b.n + GM_BN - 1) / GM_BN));
+    void *args[] = {&b};
+    return launch_kernel((const void *)gemm_dense, ggrid, dim3(GM_THREADS), DN_STAGES * 2 * GM_TILE, st, args);
+}
+
 #define GEMM_KERNEL(F) \
     __global__ void __launch_bounds__(GM_THREADS, 2) gemm_##F(const mm_args a) { gemm_body(&a, F); }
 GEMM_KERNEL(1)
@@ -295,7 +487,7 @@ cudaError_t gemm_setup(void)
         cudaError_t e = cudaFuncSetAttribute(gemm_table[i], cudaFuncAttributeMaxDynamicSharedMemorySize, GM_SMEM);
         if (e != cudaSuccess) return e;
     }
-    return cudaSuccess;
+    return cudaFuncSetAttribute(gemm_dense, cudaFuncAttributeMaxDynamicSharedMemorySize, DN_STAGES * 2 * GM_TILE);
 }
 
 cudaError_t launch_gemm(mm_args *a, cudaStream_t st)

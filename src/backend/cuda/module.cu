@@ -39,6 +39,9 @@ typedef struct mstate {
     /* activations for nbuf tokens */
     float *x, *xn, *qkv, *att, *gu, *h, *logits;
     uint16_t *sh, *sl;
+    /* quantized weights of one product expanded to f16 for the GEMM (prefill) */
+    uint16_t *wdq;
+    int64_t wdq_elems;
     int32_t *ids_d, *amax_d;
     int64_t *dyn_d;
     float *att_scratch;
@@ -49,7 +52,7 @@ typedef struct mstate {
     cudaStream_t st;
     void **allocs;
     size_t n_allocs, cap_allocs;
-    int use_graphs, gemm_min;
+    int use_graphs, gemm_min, gemm_dequant;
     cudaGraphExec_t graph[2];
     int graph_state[2]; /* 0 not captured, 1 ready, -1 capture failed */
 } mstate;
@@ -280,6 +283,7 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     s->ldq = s->q_dim + 2 * s->kv_dim;
     s->use_graphs = 1;
     s->gemm_min = 9;
+    s->gemm_dequant = 1;
     s->maxk = s->dim;
     if (s->q_dim > s->maxk) s->maxk = s->q_dim;
     if (s->ff > s->maxk) s->maxk = s->ff;
@@ -344,6 +348,14 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     s->logits = (float *)dalloc(s, nb * s->vocab * 4, &e);
     s->sh = (uint16_t *)dalloc(s, nb * s->maxk * 2, &e);
     s->sl = (uint16_t *)dalloc(s, nb * s->maxk * 2, &e);
+    if (s->nbuf >= s->gemm_min && s->nl > 0 && s->L[0].wq.quantized) {
+        /* the largest product of a layer: q, k, v together, gate and up together, o, down */
+        int64_t m = (s->q_dim + 2 * s->kv_dim) * s->dim;
+        if (2 * s->ff * s->dim > m) m = 2 * s->ff * s->dim;
+        if (s->q_dim * s->dim > m) m = s->q_dim * s->dim;
+        s->wdq_elems = m;
+        s->wdq = (uint16_t *)dalloc(s, (size_t)m * 2, &e);
+    }
     s->ids_d = (int32_t *)dalloc(s, nb * 4, &e);
     s->amax_d = (int32_t *)dalloc(s, nb * 4, &e);
     s->dyn_d = (int64_t *)dalloc(s, 4 * sizeof(int64_t), &e);
@@ -414,6 +426,16 @@ static cudaError_t gemm_input(mstate *s, const dmat *const *w, const float *x, i
     return launch_split(x, ldx, n, w[0]->cols, dmat_fmt(w[0]) != FMT_BF16, s->sh, s->sl, s->st);
 }
 
+/* The GEMM launch: quantized weights that fit the scratch go through the
+ * dense f16 path (dequantized first), the rest dequantize in the GEMM's loop. */
+static cudaError_t gemm_launch(mstate *s, const dmat *const *w, int nw, mm_args *a)
+{
+    int64_t elems = 0;
+    for (int i = 0; i < nw; i++) elems += w[i]->rows * w[i]->cols;
+    if (s->gemm_dequant && s->wdq && w[0]->quantized && elems <= s->wdq_elems) return launch_gemm_dequant(a, s->wdq, s->st);
+    return launch_gemm(a, s->st);
+}
+
 /* y (+)= x . W^T for one weight, whatever path suits it. */
 static cudaError_t mm_one(mstate *s, const dmat *w, const float *bias, int64_t out_off, int mode, const float *x,
                           int64_t ldx, int n, float *y, int64_t ldy)
@@ -424,7 +446,7 @@ static cudaError_t mm_one(mstate *s, const dmat *w, const float *bias, int64_t o
     set_seg(&a.seg[0], w, bias, out_off);
     if (n >= s->gemm_min && gemm_supported(w)) {
         cudaError_t e = gemm_input(s, &w, x, ldx, n, &a);
-        return e != cudaSuccess ? e : launch_gemm(&a, s->st);
+        return e != cudaSuccess ? e : gemm_launch(s, &w, 1, &a);
     }
     if (n <= 8 && gemv_supported(w) && gemv_stages_x(w->cols, n)) return launch_gemv(&a, s->st);
     if (n > 8 && gemv_supported(w) && gemv_stages_x(w->cols, 8)) {
@@ -471,7 +493,7 @@ static cudaError_t mm_fused(mstate *s, const dmat *const *w, int nw, const float
         for (int i = 0; i < nw; i++) set_seg(&a.seg[i], w[i], bias ? bias[i] : NULL, out_off ? out_off[i] : 0);
         if (use_gemm) {
             cudaError_t e = gemm_input(s, w, x, ldx, n, &a);
-            return e != cudaSuccess ? e : launch_gemm(&a, s->st);
+            return e != cudaSuccess ? e : gemm_launch(s, w, nw, &a);
         }
         a.norm_w = norm_w;
         a.norm_eps = s->eps;
@@ -661,6 +683,10 @@ static int m_set_option(void *state, const char *key, int64_t value)
             if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
             s->graph_state[i] = 0;
         }
+        return UQ_OK;
+    }
+    if (strcmp(key, "gemm_dequant") == 0) {
+        s->gemm_dequant = value != 0;
         return UQ_OK;
     }
     if (strcmp(key, "gemm_min_tokens") == 0 && value >= 1) {
