@@ -347,7 +347,10 @@ __device__ __forceinline__ void dense_load_stage(const mm_args *a, const mm_seg 
     }
 }
 
-/* The layout of gemm_body (8 warps of 64 rows x 32 tokens), weights as f16. */
+/* The layout of gemm_body (8 warps of 64 rows x 32 tokens), weights as f16.
+ * The token tiles are the grid's x, so the blocks sharing a weight tile run
+ * together and its f16 values come from DRAM once (a product's dense weights
+ * are larger than L2). */
 __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
 {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -359,10 +362,10 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
     int si = 0;
 #pragma unroll
     for (int i = 1; i < 3; i++)
-        if (i < a.nseg && (int)blockIdx.x >= a.seg[i].blk0) si = i;
+        if (i < a.nseg && (int)blockIdx.y >= a.seg[i].blk0) si = i;
     const mm_seg *S = &a.seg[si];
-    const int64_t row0 = (int64_t)((int)blockIdx.x - S->blk0) * GM_BM;
-    const int tok0 = blockIdx.y * GM_BN;
+    const int64_t row0 = (int64_t)((int)blockIdx.y - S->blk0) * GM_BM;
+    const int tok0 = blockIdx.x * GM_BN;
     const int KT = (int)(a.K / GM_BK);
 
     float acc[4][4][4];
@@ -453,7 +456,7 @@ cudaError_t launch_gemm_dequant(mm_args *a, uint16_t *scratch, cudaStream_t st)
         rows += b.seg[i].rows;
         blocks += (int)((b.seg[i].rows + GM_BM - 1) / GM_BM);
     }
-    dim3 ggrid((unsigned)blocks, (unsigned)((b.n + GM_BN - 1) / GM_BN));
+    dim3 ggrid((unsigned)((b.n + GM_BN - 1) / GM_BN), (unsigned)blocks);
     void *args[] = {&b};
     return launch_kernel((const void *)gemm_dense, ggrid, dim3(GM_THREADS), DN_STAGES * 2 * GM_TILE, st, args);
 }
