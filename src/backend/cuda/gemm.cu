@@ -280,55 +280,54 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
 #define DN_STAGES 3
 #define DOFF_B (DN_STAGES * GM_TILE)
 
-/* A thread expands a run of 8 values of one row (group % 8 == 0, so one
- * scale and bias). Segment blockIdx.y, its rows stacked after the previous
- * segments' rows in out ([rows][K] f16). */
+/* A block expands row blockIdx.x of segment blockIdx.y (its rows stacked
+ * after the previous segments' rows in out, [rows][K] f16), a thread a run
+ * of 8 values at a time (group % 8 == 0: one scale and bias a run); 32-bit
+ * index arithmetic within the row. */
 template <int F>
 __global__ void __launch_bounds__(DQ_THREADS) dequant_kernel(const mm_args a, uint16_t *out)
 {
     pdl_trigger();
     const mm_seg *S = &a.seg[blockIdx.y];
-    const int64_t K = a.K, runs = K / 8;
-    const int64_t idx = (int64_t)blockIdx.x * DQ_THREADS + threadIdx.x;
+    const int r = blockIdx.x;
+    if (r >= S->rows) {
+        pdl_wait();
+        return;
+    }
+    const int K = (int)a.K, runs = K / 8;
     int64_t row0 = 0;
     for (int i = 0; i < (int)blockIdx.y; i++) row0 += a.seg[i].rows;
-    const bool live = idx < S->rows * runs;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    int64_t r = 0, k0 = 0;
-    if (live) {
-        r = idx / runs;
-        k0 = (idx - r * runs) * 8;
-        const int affine = S->scheme == UQ_SCHEME_AFFINE;
-        const int group = S->group > 0 ? S->group : (int)K;
-        const int64_t gi = r * (K / group) + k0 / group;
-        const float sc = load_scale(S->s, gi, S->sdt);
-        const float bi = affine ? load_scale(S->b, gi, S->sdt) : 0.0f;
-        const float sub = 8388608.0f + (!affine ? (float)(1 << (F - 1)) : 0.0f);
-        const uint32_t *wp = (const uint32_t *)S->w + r * S->wpr;
-        const uint32_t mask = (1u << F) - 1u;
-        const int64_t bit0 = k0 * F;
+    const int affine = S->scheme == UQ_SCHEME_AFFINE;
+    const int group = S->group > 0 ? S->group : K, gpr = K / group;
+    const float sub = 8388608.0f + (!affine ? (float)(1 << (F - 1)) : 0.0f);
+    const uint32_t mask = (1u << F) - 1u;
+    const uint32_t *wrow = (const uint32_t *)S->w + (int64_t)r * S->wpr;
+    const int64_t g0 = (int64_t)r * gpr;
+    uint16_t *orow = out + (row0 + r) * (int64_t)K;
+    /* the previous product may still read the buffer */
+    pdl_wait();
+    for (int k = threadIdx.x; k < runs; k += DQ_THREADS) {
+        const int gi = k * 8 / group;
+        const float sc = load_scale(S->s, g0 + gi, S->sdt);
+        const float bi = affine ? load_scale(S->b, g0 + gi, S->sdt) : 0.0f;
+        const int bit0 = k * 8 * F;
         uint32_t ph[4];
 #pragma unroll
         for (int p = 0; p < 4; p++) {
             float wv[2];
 #pragma unroll
             for (int e = 0; e < 2; e++) {
-                const int64_t bit = bit0 + (p * 2 + e) * F;
-                const int64_t wi = bit >> 5;
-                const int off = (int)(bit & 31);
-                const uint32_t w0 = __ldg(wp + wi);
-                const uint32_t t = off + F <= 32 ? w0 >> off : __funnelshift_r(w0, __ldg(wp + wi + 1), off);
+                const int bit = bit0 + (p * 2 + e) * F, wi = bit >> 5, off = bit & 31;
+                const uint32_t w0 = __ldg(wrow + wi);
+                const uint32_t t = off + F <= 32 ? w0 >> off : __funnelshift_r(w0, __ldg(wrow + wi + 1), off);
                 const float q = __uint_as_float((t & mask) | 0x4B000000u) - sub; /* exact */
                 wv[e] = affine ? __fadd_rn(__fmul_rn(q, sc), bi) : __fmul_rn(q, sc);
             }
             __half2 h2 = __floats2half2_rn(wv[0], wv[1]);
             ph[p] = *(uint32_t *)&h2;
         }
-        v = make_uint4(ph[0], ph[1], ph[2], ph[3]);
+        *(uint4 *)(orow + k * 8) = make_uint4(ph[0], ph[1], ph[2], ph[3]);
     }
-    /* the previous product may still read the buffer */
-    pdl_wait();
-    if (live) *(uint4 *)(out + (row0 + r) * K + k0) = v;
 }
 
 __device__ __forceinline__ void dense_load_stage(const mm_args *a, const mm_seg *S, int64_t row0, int tok0, int kt,
@@ -442,8 +441,7 @@ cudaError_t launch_gemm_dequant(mm_args *a, uint16_t *scratch, cudaStream_t st)
     int64_t maxrows = 0;
     for (int i = 0; i < a->nseg; i++)
         if (a->seg[i].rows > maxrows) maxrows = a->seg[i].rows;
-    const int64_t runs = maxrows * (a->K / 8);
-    dim3 grid((unsigned)((runs + DQ_THREADS - 1) / DQ_THREADS), (unsigned)a->nseg);
+    dim3 grid((unsigned)maxrows, (unsigned)a->nseg);
     void *dargs[] = {a, &scratch};
     cudaError_t e = launch_kernel((const void *)dequant_table[a->fmt - 1], grid, dim3(DQ_THREADS), 0, st, dargs);
     if (e != cudaSuccess) return e;
