@@ -58,6 +58,46 @@ cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st)
 #define DEC_MAXD 256
 #define DEC_SPLITS 32     /* at most this many blocks per (head, token) */
 
+/* Rows i0 .. i0 + 7 of a pass of cnt positions from p0 of the key or value
+ * cache c (rows kv_dim apart), 4 dimensions a lane (nv float4s a row), zeros
+ * past cnt; with fused the row at pos is cur, not yet in the cache. */
+__device__ __forceinline__ void dec_load8(float4 out[8][2], const float *c, const float *cur, int fused, int64_t pos,
+                                          int64_t p0, int i0, int cnt, int64_t kv_dim, int lane, int nv)
+{
+#pragma unroll
+    for (int u = 0; u < 8; u++)
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            const int idx = lane + 32 * k;
+            const int64_t pp = p0 + i0 + u;
+            const float *r = fused && pp == pos ? cur : c + pp * kv_dim;
+            out[u][k] = i0 + u < cnt && idx < nv ? *(const float4 *)(r + 4 * idx) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+}
+
+/* The online-softmax step of a pass: the block's (two warps') maximum of
+ * the scores sc (valid: the thread has a position), exp(sc - max) into
+ * ps[tid], the running max *m and sum *l updated; returns the factor for the
+ * output so far (0 on the first pass). */
+__device__ __forceinline__ float dec_softmax(float sc, int valid, float *ps, float *red, int tid, float *m, float *l)
+{
+    float mx = warp_max(sc);
+    if ((tid & 31) == 0) red[tid >> 5] = mx;
+    __syncthreads();
+    mx = fmaxf(red[0], red[1]);
+    const float mn = fmaxf(*m, mx);
+    const float corr = expf(*m - mn);
+    const float e = valid ? expf(sc - mn) : 0.0f;
+    ps[tid] = e;
+    float se = warp_sum(e);
+    __syncthreads();
+    if ((tid & 31) == 0) red[tid >> 5] = se;
+    __syncthreads();
+    *l = *l * corr + (red[0] + red[1]);
+    *m = mn;
+    return corr;
+}
+
 /* Block (head h, split sp, token t) attends from the token at position
  * dyn[0] + t to positions [sp * L, (sp + 1) * L) of [0, dyn[0] + t]: scores
  * by threads (a position each, the key read whole), an online softmax over
@@ -145,16 +185,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
 #pragma unroll 1
             for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += 8) {
                 float4 kv[8][2];
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-#pragma unroll
-                    for (int k = 0; k < 2; k++) {
-                        const int idx = lane + 32 * k;
-                        const int64_t pp = p0 + i0 + u;
-                        const float *kr = fused && pp == pos ? ks : kc + pp * a.kv_dim;
-                        kv[u][k] = i0 + u < cnt && idx < nv ? *(const float4 *)(kr + 4 * idx)
-                                                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                    }
+                dec_load8(kv, kc, ks, fused, pos, p0, i0, cnt, a.kv_dim, lane, nv);
 #pragma unroll
                 for (int u = 0; u < 8; u++) {
                     float sd = 0.0f;
@@ -171,20 +202,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
             }
             __syncthreads();
             const float sc = tid < cnt ? ps[tid] : -INFINITY;
-            float mx = warp_max(sc);
-            if (lane == 0) red[warp] = mx;
-            __syncthreads();
-            mx = fmaxf(red[0], red[1]);
-            const float mn = fmaxf(m, mx);
-            const float corr = expf(m - mn); /* 0 on the first pass */
-            const float e = tid < cnt ? expf(sc - mn) : 0.0f;
-            ps[tid] = e;
-            float se = warp_sum(e);
-            __syncthreads();
-            if (lane == 0) red[warp] = se;
-            __syncthreads();
-            l = l * corr + (red[0] + red[1]);
-            m = mn;
+            const float corr = dec_softmax(sc, tid < cnt, ps, red, tid, &m, &l);
 #pragma unroll
             for (int k = 0; k < 2; k++) {
                 ov[k].x *= corr;
@@ -195,16 +213,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
 #pragma unroll 1
             for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += 8) {
                 float4 vv[8][2];
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-#pragma unroll
-                    for (int k = 0; k < 2; k++) {
-                        const int idx = lane + 32 * k;
-                        const int64_t pp = p0 + i0 + u;
-                        const float *vr = fused && pp == pos ? vs : vc + pp * a.kv_dim;
-                        vv[u][k] = i0 + u < cnt && idx < nv ? *(const float4 *)(vr + 4 * idx)
-                                                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                    }
+                dec_load8(vv, vc, vs, fused, pos, p0, i0, cnt, a.kv_dim, lane, nv);
 #pragma unroll
                 for (int u = 0; u < 8; u++) {
                     const float w = i0 + u < cnt ? ps[i0 + u] : 0.0f;
@@ -251,20 +260,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
             }
             sc = ((s0 + s1) + (s2 + s3)) * scale;
         }
-        float mx = warp_max(sc);
-        if ((tid & 31) == 0) red[tid >> 5] = mx;
-        __syncthreads();
-        mx = fmaxf(red[0], red[1]);
-        const float mn = fmaxf(m, mx);
-        const float corr = expf(m - mn); /* 0 on the first pass */
-        const float e = p < p_end ? expf(sc - mn) : 0.0f;
-        ps[tid] = e;
-        float se = warp_sum(e);
-        __syncthreads();
-        if ((tid & 31) == 0) red[tid >> 5] = se;
-        __syncthreads();
-        l = l * corr + (red[0] + red[1]);
-        m = mn;
+        const float corr = dec_softmax(sc, p < p_end, ps, red, tid, &m, &l);
         const int cnt = (int)(p_end - p0 < DEC_T ? p_end - p0 : DEC_T);
 #pragma unroll
         for (int k = 0; k < 4; k++) o[k] *= corr;

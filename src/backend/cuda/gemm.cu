@@ -64,6 +64,85 @@ __device__ __forceinline__ void mma_f16(float *c, const uint32_t *a, const uint3
 /* Byte offset of 16-byte chunk ch (0..7) of row r in a swizzled 128-byte-row tile. */
 __device__ __forceinline__ int swz(int r, int ch) { return r * 128 + ((ch ^ (r & 7)) << 4); }
 
+/* The pieces shared by gemm_body and gemm_dense (8 warps of 64 rows x 32
+ * tokens, 4 x 4 tiles of m16n8k16 each). */
+
+/* The segment of row block blk, and the block's first row in it. */
+__device__ __forceinline__ const mm_seg *gemm_seg(const mm_args *a, int blk, int64_t *row0)
+{
+    int si = 0;
+#pragma unroll
+    for (int i = 1; i < 3; i++)
+        if (i < a->nseg && blk >= a->seg[i].blk0) si = i;
+    const mm_seg *S = &a->seg[si];
+    *row0 = (int64_t)(blk - S->blk0) * GM_BM;
+    return S;
+}
+
+__device__ __forceinline__ void gemm_zero(float acc[4][4][4])
+{
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+}
+
+/* The B fragments of k-step ks for the warp's 4 token tiles (column wn)
+ * from tile tBh, and with two from tile tBl as well (bl is left alone
+ * otherwise), the two tiles' loads interleaved. */
+__device__ __forceinline__ void gemm_frag_b(uint32_t bh[4][2], uint32_t bl[4][2], const unsigned char *tBh,
+                                            const unsigned char *tBl, const int two, int wn, int ks, int lane)
+{
+#pragma unroll
+    for (int np = 0; np < 2; np++) {
+        uint32_t r4[4];
+        const int t = wn * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3), ch = ks * 2 + ((lane >> 3) & 1);
+        ldmatrix_x4(r4, tBh + swz(t, ch));
+        bh[np * 2][0] = r4[0];
+        bh[np * 2][1] = r4[1];
+        bh[np * 2 + 1][0] = r4[2];
+        bh[np * 2 + 1][1] = r4[3];
+        if (two) {
+            ldmatrix_x4(r4, tBl + swz(t, ch));
+            bl[np * 2][0] = r4[0];
+            bl[np * 2][1] = r4[1];
+            bl[np * 2 + 1][0] = r4[2];
+            bl[np * 2 + 1][1] = r4[3];
+        }
+    }
+}
+
+/* The A fragment of k-step ks for row tile mt of the warp (row wm). */
+__device__ __forceinline__ void gemm_frag_a(uint32_t ah[4], const unsigned char *tA, int wm, int mt, int ks, int lane)
+{
+    const int r = wm * 64 + mt * 16 + (lane & 15), ch = ks * 2 + (lane >> 4);
+    ldmatrix_x4(ah, tA + swz(r, ch));
+}
+
+/* The warp's results plus the bias, written or added to y. */
+__device__ __forceinline__ void gemm_epilogue(const mm_args *a, const mm_seg *S, int64_t row0, int tok0, int wm,
+                                              int wn, int lane, float acc[4][4][4])
+{
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int64_t r = row0 + wm * 64 + (i >> 1) * 16 + (lane >> 2) + (i & 1) * 8;
+        if (r >= S->rows) continue;
+        const float bias = S->bias ? S->bias[r] : 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int tok = tok0 + wn * 32 + nt * 8 + (lane & 3) * 2 + e;
+                if (tok >= a->n) continue;
+                const float v = acc[i >> 1][nt][(i & 1) * 2 + e] + bias;
+                float *yp = a->y + (int64_t)tok * a->ldy + S->out_off + r;
+                *yp = a->mode == MM_ADD ? *yp + v : v;
+            }
+    }
+}
+
 /* Shared memory: quantized formats keep the dequantized weights (an f16
  * tile, single-buffered), two stages of packed weights (8 KB each) and two
  * stages of f16 input tiles; float formats feed the tensor cores from two
@@ -135,12 +214,8 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
     pdl_trigger();
     pdl_wait();
 
-    int si = 0;
-#pragma unroll
-    for (int i = 1; i < 3; i++)
-        if (i < a->nseg && (int)blockIdx.x >= a->seg[i].blk0) si = i;
-    const mm_seg *S = &a->seg[si];
-    const int64_t row0 = (int64_t)((int)blockIdx.x - S->blk0) * GM_BM;
+    int64_t row0;
+    const mm_seg *S = gemm_seg(a, (int)blockIdx.x, &row0);
     const int tok0 = blockIdx.y * GM_BN;
     const int KT = (int)(a->K / GM_BK);
     const int affine = S->scheme == UQ_SCHEME_AFFINE;
@@ -152,12 +227,7 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
     const int64_t drow = row0 + dr < S->rows ? row0 + dr : S->rows - 1;
 
     float acc[4][4][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+    gemm_zero(acc);
 
     gemm_load_stage(a, S, row0, tok0, 0, 0, smem, F);
     for (int kt = 0; kt < KT; kt++) {
@@ -209,28 +279,11 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             uint32_t bh[4][2], bl[4][2];
-#pragma unroll
-            for (int np = 0; np < 2; np++) {
-                uint32_t r4[4];
-                const int t = wn * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3), ch = ks * 2 + ((lane >> 3) & 1);
-                ldmatrix_x4(r4, tBh + swz(t, ch));
-                bh[np * 2][0] = r4[0];
-                bh[np * 2][1] = r4[1];
-                bh[np * 2 + 1][0] = r4[2];
-                bh[np * 2 + 1][1] = r4[3];
-                if (!quant) {
-                    ldmatrix_x4(r4, tBl + swz(t, ch));
-                    bl[np * 2][0] = r4[0];
-                    bl[np * 2][1] = r4[1];
-                    bl[np * 2 + 1][0] = r4[2];
-                    bl[np * 2 + 1][1] = r4[3];
-                }
-            }
+            gemm_frag_b(bh, bl, tBh, tBl, !quant, wn, ks, lane);
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
                 uint32_t ah[4];
-                const int r = wm * 64 + mt * 16 + (lane & 15), ch = ks * 2 + (lane >> 4);
-                ldmatrix_x4(ah, tAh + swz(r, ch));
+                gemm_frag_a(ah, tAh, wm, mt, ks, lane);
 #pragma unroll
                 for (int nt = 0; nt < 4; nt++) {
                     if (quant) {
@@ -248,22 +301,7 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
     }
 
     /* ---- epilogue */
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        const int64_t r = row0 + wm * 64 + (i >> 1) * 16 + (lane >> 2) + (i & 1) * 8;
-        if (r >= S->rows) continue;
-        const float bias = S->bias ? S->bias[r] : 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int tok = tok0 + wn * 32 + nt * 8 + (lane & 3) * 2 + e;
-                if (tok >= a->n) continue;
-                const float v = acc[i >> 1][nt][(i & 1) * 2 + e] + bias;
-                float *yp = a->y + (int64_t)tok * a->ldy + S->out_off + r;
-                *yp = a->mode == MM_ADD ? *yp + v : v;
-            }
-    }
+    gemm_epilogue(a, S, row0, tok0, wm, wn, lane, acc);
 }
 
 /* ------------------------------------------------ prefill: dense f16 path
@@ -358,22 +396,13 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
     pdl_trigger();
     pdl_wait();
 
-    int si = 0;
-#pragma unroll
-    for (int i = 1; i < 3; i++)
-        if (i < a.nseg && (int)blockIdx.y >= a.seg[i].blk0) si = i;
-    const mm_seg *S = &a.seg[si];
-    const int64_t row0 = (int64_t)((int)blockIdx.y - S->blk0) * GM_BM;
+    int64_t row0;
+    const mm_seg *S = gemm_seg(&a, (int)blockIdx.y, &row0);
     const int tok0 = blockIdx.x * GM_BN;
     const int KT = (int)(a.K / GM_BK);
 
     float acc[4][4][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+    gemm_zero(acc);
 
 #pragma unroll
     for (int st = 0; st < DN_STAGES - 1; st++) {
@@ -391,44 +420,18 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             uint32_t bh[4][2];
-#pragma unroll
-            for (int np = 0; np < 2; np++) {
-                uint32_t r4[4];
-                const int t = wn * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3), ch = ks * 2 + ((lane >> 3) & 1);
-                ldmatrix_x4(r4, tB + swz(t, ch));
-                bh[np * 2][0] = r4[0];
-                bh[np * 2][1] = r4[1];
-                bh[np * 2 + 1][0] = r4[2];
-                bh[np * 2 + 1][1] = r4[3];
-            }
+            gemm_frag_b(bh, bh, tB, tB, 0, wn, ks, lane);
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
                 uint32_t ah[4];
-                const int r = wm * 64 + mt * 16 + (lane & 15), ch = ks * 2 + (lane >> 4);
-                ldmatrix_x4(ah, tA + swz(r, ch));
+                gemm_frag_a(ah, tA, wm, mt, ks, lane);
 #pragma unroll
                 for (int nt = 0; nt < 4; nt++) mma_f16(acc[mt][nt], ah, bh[nt]);
             }
         }
     }
     cp_async_wait_all();
-
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        const int64_t r = row0 + wm * 64 + (i >> 1) * 16 + (lane >> 2) + (i & 1) * 8;
-        if (r >= S->rows) continue;
-        const float bias = S->bias ? S->bias[r] : 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int tok = tok0 + wn * 32 + nt * 8 + (lane & 3) * 2 + e;
-                if (tok >= a.n) continue;
-                const float v = acc[i >> 1][nt][(i & 1) * 2 + e] + bias;
-                float *yp = a.y + (int64_t)tok * a.ldy + S->out_off + r;
-                *yp = a.mode == MM_ADD ? *yp + v : v;
-            }
-    }
+    gemm_epilogue(&a, S, row0, tok0, wm, wn, lane, acc);
 }
 
 typedef void (*dequant_fn)(const mm_args, uint16_t *);

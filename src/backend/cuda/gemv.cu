@@ -650,6 +650,48 @@ __device__ __forceinline__ void gp_rows(const mm_args *a, int g, int gpr, gp_grp
     }
 }
 
+/* The issue pointer of a warp: item it = (group ij of the warp's row groups,
+ * chunk ii), the group's scales in buffer ib, its rows gi; and what the
+ * requests need. */
+typedef struct gp_iss {
+    int it, ij, ii, ib;
+    gp_grp gi;
+    uint32_t ring, scs;
+    int total, per, nbuf, mine, gw, TW, gpr, nch, lane, affine;
+} gp_iss;
+
+/* Requests item p->it (when there is one) into ring slot slot (the group's
+ * scales first, on its first chunk), commits, and moves the pointer on. */
+__device__ __forceinline__ void gp_issue(gp_iss *p, const mm_args *a, int slot, const int R, const int NW)
+{
+    if (p->it < p->total) {
+        const int gpr = p->gpr, lane = p->lane;
+        const uint32_t sb = p->scs + (uint32_t)(p->ib * R * gpr * 4);
+        if (p->ii == 0) {
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                for (int q = lane; q < gpr / 2; q += 32) {
+                    cp_async4(sb + (uint32_t)((r * gpr + 2 * q) * 2), p->gi.s[r] + 2 * q);
+                    if (p->affine) cp_async4(sb + (uint32_t)(((R + r) * gpr + 2 * q) * 2), p->gi.b[r] + 2 * q);
+                }
+        }
+        const int c = lane + 32 * p->ii;
+        if (c < p->nch) {
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                cp_async16(p->ring + (uint32_t)(((slot * R + r) * 32 + lane) * 16), p->gi.w[r] + (uint32_t)c * NW);
+        }
+    }
+    cp_async_commit();
+    p->it++;
+    if (++p->ii == p->per) {
+        p->ii = 0;
+        p->ij++;
+        p->ib = p->ib + 1 == p->nbuf ? 0 : p->ib + 1;
+        if (p->ij < p->mine) gp_rows(a, p->gw + p->ij * p->TW, p->gpr, &p->gi, R);
+    }
+}
+
 /* R rows per warp: 2, or 1 (not in the SwiGLU mode) */
 __device__ __forceinline__ void gp_body(const mm_args &a, const int R)
 {
@@ -672,42 +714,26 @@ __device__ __forceinline__ void gp_body(const mm_args &a, const int R)
     const uint32_t ring = base + (uint32_t)(warp * S * R * NW * 128);
     const uint32_t scs = base + (uint32_t)(nw * S * R * NW * 128) + (uint32_t)(warp * nbuf * R * gpr * 4);
 
-    /* the issue pointer: item it = (group ij of this warp, chunk ii), the
-     * group's scales in buffer ib */
-    int it = 0, ij = 0, ii = 0, ib = 0;
-    gp_grp gi;
-    gp_rows(&a, gw, gpr, &gi, R);
+    gp_iss ip;
+    ip.it = ip.ij = ip.ii = ip.ib = 0;
+    ip.ring = ring;
+    ip.scs = scs;
+    ip.total = total;
+    ip.per = per;
+    ip.nbuf = nbuf;
+    ip.mine = mine;
+    ip.gw = gw;
+    ip.TW = TW;
+    ip.gpr = gpr;
+    ip.nch = nch;
+    ip.lane = lane;
+    ip.affine = affine;
+    gp_rows(&a, gw, gpr, &ip.gi, R);
     pdl_trigger();
     /* the first S items are requested before waiting for the kernel that
      * produces x (weights are never written) */
 #pragma unroll 1
-    for (int k = 0; k < S; k++) {
-        if (it < total) {
-            const uint32_t sb = scs + (uint32_t)(ib * R * gpr * 4);
-            if (ii == 0) {
-#pragma unroll
-                for (int r = 0; r < R; r++)
-                    for (int q = lane; q < gpr / 2; q += 32) {
-                        cp_async4(sb + (uint32_t)((r * gpr + 2 * q) * 2), gi.s[r] + 2 * q);
-                        if (affine) cp_async4(sb + (uint32_t)(((R + r) * gpr + 2 * q) * 2), gi.b[r] + 2 * q);
-                    }
-            }
-            const int c = lane + 32 * ii;
-            if (c < nch) {
-#pragma unroll
-                for (int r = 0; r < R; r++)
-                    cp_async16(ring + (uint32_t)((((it % S) * R + r) * 32 + lane) * 16), gi.w[r] + (uint32_t)c * NW);
-            }
-        }
-        cp_async_commit();
-        it++;
-        if (++ii == per) {
-            ii = 0;
-            ij++;
-            ib = ib + 1 == nbuf ? 0 : ib + 1;
-            if (ij < mine) gp_rows(&a, gw + ij * TW, gpr, &gi, R);
-        }
-    }
+    for (int k = 0; k < S; k++) gp_issue(&ip, &a, ip.it % S, R, NW);
     pdl_wait();
     gv_stage_x(&a, sx, ssum, sinv, nch, 1);
 
@@ -748,31 +774,7 @@ __device__ __forceinline__ void gp_body(const mm_args &a, const int R)
         }
         gv_compute(&st, acc, sx, ssum, &rw, c, 4, 1, R, 1);
         /* the slot is free again (its values were used): item t + S */
-        if (it < total) {
-            const uint32_t sb2 = scs + (uint32_t)(ib * R * gpr * 4);
-            if (ii == 0) {
-#pragma unroll
-                for (int r = 0; r < R; r++)
-                    for (int q = lane; q < gpr / 2; q += 32) {
-                        cp_async4(sb2 + (uint32_t)((r * gpr + 2 * q) * 2), gi.s[r] + 2 * q);
-                        if (affine) cp_async4(sb2 + (uint32_t)(((R + r) * gpr + 2 * q) * 2), gi.b[r] + 2 * q);
-                    }
-            }
-            const int cn = lane + 32 * ii;
-            if (cn < nch) {
-#pragma unroll
-                for (int r = 0; r < R; r++)
-                    cp_async16(ring + (uint32_t)(((slot * R + r) * 32 + lane) * 16), gi.w[r] + (uint32_t)cn * NW);
-            }
-        }
-        cp_async_commit();
-        it++;
-        if (++ii == per) {
-            ii = 0;
-            ij++;
-            ib = ib + 1 == nbuf ? 0 : ib + 1;
-            if (ij < mine) gp_rows(&a, gw + ij * TW, gpr, &gi, R);
-        }
+        gp_issue(&ip, &a, slot, R, NW);
         if (++ci == per) {
             /* the row group is complete */
             int64_t r0;
@@ -876,6 +878,23 @@ static int gv_async_ok(const mm_args *a, int64_t gpr)
     return ok;
 }
 
+/* Numbers the row groups of R rows (R/2 + R/2 in the SwiGLU mode) of a's
+ * segments (their blk0) and returns how many there are. */
+static int gv_row_groups(mm_args *a, int R)
+{
+    int groups = 0;
+    if (a->mode == MM_SWIGLU) {
+        a->seg[0].blk0 = a->seg[1].blk0 = 0;
+        groups = (int)((a->seg[0].rows + R / 2 - 1) / (R / 2));
+    } else {
+        for (int i = 0; i < a->nseg; i++) {
+            a->seg[i].blk0 = groups;
+            groups += (int)((a->seg[i].rows + R - 1) / R);
+        }
+    }
+    return groups;
+}
+
 /* The persistent kernel (4 bits, one token), when it applies: 1 launched,
  * 0 not applicable, -1 error (in *err). */
 static int launch_gemv_persistent(mm_args *a, int R, int max_per_sm, cudaStream_t st, cudaError_t *err)
@@ -898,16 +917,7 @@ static int launch_gemv_persistent(mm_args *a, int R, int max_per_sm, cudaStream_
         return -1;
     if (occ < 1) return 0;
     if (max_per_sm > 0 && occ > max_per_sm) occ = max_per_sm;
-    int groups = 0;
-    if (a->mode == MM_SWIGLU) {
-        a->seg[0].blk0 = a->seg[1].blk0 = 0;
-        groups = (int)((a->seg[0].rows + R / 2 - 1) / (R / 2));
-    } else {
-        for (int i = 0; i < a->nseg; i++) {
-            a->seg[i].blk0 = groups;
-            groups += (int)((a->seg[i].rows + R - 1) / R);
-        }
-    }
+    const int groups = gv_row_groups(a, R);
     /* fewer row groups than twice the warps the GPU holds: one block per
      * multiprocessor, so that each warp streams two groups or more (its next
      * group's copies in flight while it computes one) */
@@ -941,16 +951,7 @@ cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
     const int W = variant >= 0 ? gemv_variants[variant].warps : GV_WARPS;
     const size_t smem = gv_smem_bytes(a->K, nb);
     gemv_fn fn = variant >= 0 ? gemv_variants[variant].fn : gemv_table[fi][ni];
-    int groups = 0; /* row groups: R rows each (R/2 + R/2 in the SwiGLU mode) */
-    if (a->mode == MM_SWIGLU) {
-        a->seg[0].blk0 = a->seg[1].blk0 = 0;
-        groups = (int)((a->seg[0].rows + R / 2 - 1) / (R / 2));
-    } else {
-        for (int i = 0; i < a->nseg; i++) {
-            a->seg[i].blk0 = groups;
-            groups += (int)((a->seg[i].rows + R - 1) / R);
-        }
-    }
+    const int groups = gv_row_groups(a, R); /* row groups: R rows each (R/2 + R/2 in the SwiGLU mode) */
     a->ksplit = 1;
     /* one token and fewer row groups than about 16 warps per multiprocessor
      * hold: the kernel with twice the loads in flight per warp */
