@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "cli.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "io/path.h"
 #include "quant_options.h"
@@ -50,13 +50,6 @@ typedef struct row {
     int threads;
 } row;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 typedef struct job {
     const char *src, *qdir;
     const uq_quant_config *qc;
@@ -88,9 +81,9 @@ static void measure(const job *j, const char *backend, row *r)
     qc.force = 1;
     qc.n_threads = j->threads;
     uq_quant_report rep;
-    double t0 = now();
+    double t0 = uq_seconds();
     uq_status st = uq_quantize_model(j->src, j->qdir, &qc, &rep);
-    r->quantize_s = now() - t0;
+    r->quantize_s = uq_seconds() - t0;
     uq_model *qm = NULL, *fm = NULL;
     uq_context *q = NULL, *f = NULL;
     uint64_t dev_before = 0;
@@ -105,18 +98,18 @@ static void measure(const job *j, const char *backend, row *r)
     if (st == UQ_OK && !logits) st = UQ_ERR_NOMEM;
     if (st == UQ_OK) {
         r->threads = uq_context_threads(q);
-        t0 = now();
+        t0 = uq_seconds();
         st = uq_forward_last(q, j->ids, j->n_ids, logits);
-        r->prefill_tps = (double)j->n_ids / (now() - t0);
+        r->prefill_tps = (double)j->n_ids / (uq_seconds() - t0);
     }
     if (st == UQ_OK) {
         int32_t tok = uq_sample(logits, vocab, NULL, NULL);
-        t0 = now();
+        t0 = uq_seconds();
         for (long i = 0; i < j->decode && st == UQ_OK; i++) {
             st = uq_forward_last(q, &tok, 1, logits);
             tok = uq_sample(logits, vocab, NULL, NULL);
         }
-        r->decode_tps = (double)j->decode / (now() - t0);
+        r->decode_tps = (double)j->decode / (uq_seconds() - t0);
     }
     if (st == UQ_OK && uq_memory_info_get(&mi) == UQ_OK && mi.n_gpus) {
         uint64_t used = mi.gpu[0].total - mi.gpu[0].free_bytes;

@@ -2,9 +2,9 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
+#include "core/clock.h"
 
 void cmd_run_help(FILE *out)
 {
@@ -134,10 +134,9 @@ int cmd_run(int argc, char **argv)
     int32_t *gen = malloc((size_t)(n_new > 0 ? n_new : 1) * sizeof *gen);
     size_t n_gen = 0;
     stream_state ss = {ts, UQ_OK};
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const double t0 = uq_seconds();
     st = gen ? uq_generate(rt.ctx, ids, n_ids, (size_t)n_new, &sp, on_token, &ss, gen, &n_gen) : UQ_ERR_NOMEM;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double t1 = uq_seconds();
     if (st == UQ_OK) st = ss.st;
     const char *tail;
     size_t tail_len;
@@ -147,7 +146,7 @@ int cmd_run(int argc, char **argv)
     free(gen);
     if (st != UQ_OK) rc = cli_fail("run", st);
     else if (verbose) {
-        double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        double s = t1 - t0;
         fprintf(stderr, "%zu prompt + %zu new tokens in %.3f s (%.1f tokens/s), backend %s, %d threads\n", n_ids,
                 n_gen, s, s > 0 ? (double)(n_ids + n_gen) / s : 0.0, uq_context_backend_name(rt.ctx),
                 uq_context_threads(rt.ctx));

@@ -11,6 +11,7 @@
  * results do not depend on which thread runs a task. */
 #include "core/threadpool.h"
 
+#include "core/clock.h"
 #include "core/error.h"
 
 #include <pthread.h>
@@ -18,7 +19,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -70,12 +70,7 @@ static int64_t drain(uq_pool *p, int thread)
     return ran;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
+
 
 typedef struct worker_arg {
     uq_pool *p;
@@ -184,7 +179,9 @@ void uq_pool_run(uq_pool *p, int64_t n_tasks, uq_task_fn fn, void *arg)
     pthread_mutex_lock(&p->lock);
     if (p->sleepers) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    const int64_t t0 = now_ns(), mine = drain(p, 0), t1 = now_ns();
+    const double t0 = uq_seconds();
+    const int64_t mine = drain(p, 0);
+    const double t1 = uq_seconds();
     int spins = 0;
     while (atomic_load_explicit(&p->active, memory_order_acquire) > 0) {
         if (++spins < SPIN_LIMIT) cpu_relax();
@@ -193,7 +190,7 @@ void uq_pool_run(uq_pool *p, int64_t n_tasks, uq_task_fn fn, void *arg)
     if (spins >= SPIN_LIMIT / 4 && mine > 0) {
         /* more than a millisecond waited, and more than 8 of the caller's
          * own tasks would have taken: a worker is off its core */
-        const int64_t waited = now_ns() - t1;
-        if (waited > 1000000 && waited > 8 * (t1 - t0) / mine) p->solo_left = SOLO_RUNS;
+        const double waited = uq_seconds() - t1;
+        if (waited > 1e-3 && waited > 8 * (t1 - t0) / (double)mine) p->solo_left = SOLO_RUNS;
     }
 }

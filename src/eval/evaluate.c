@@ -2,13 +2,13 @@
  * model's output distribution with a reference model's (KL divergence, top-1
  * agreement, cosine similarity of logits), window by window so memory stays
  * bounded by one window's logits per model. */
+#include "core/clock.h"
 #include "core/error.h"
 #include "runtime/runtime.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 void uq_eval_params_init(uq_eval_params *p)
 {
@@ -90,8 +90,7 @@ uq_status uq_evaluate(uq_context *ctx, uq_context *ref, const int32_t *tokens, s
     const int64_t first = p->protocol == UQ_PPL_LLAMACPP ? w / 2 : 1; /* first scored position */
     const uint64_t per_window = (uint64_t)(w - first);
 
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const double t0 = uq_seconds();
     float *lg = malloc((size_t)w * (size_t)vocab * sizeof(float));
     float *rl = ref ? malloc((size_t)w * (size_t)vocab * sizeof(float)) : NULL;
     double *kls = ref ? malloc((size_t)windows * per_window * sizeof(double)) : NULL;
@@ -144,8 +143,7 @@ uq_status uq_evaluate(uq_context *ctx, uq_context *ref, const int32_t *tokens, s
             out->top1 = (double)agree / (double)scored;
             out->cosine = cos_sum / (double)scored;
         }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        out->seconds = uq_seconds() - t0;
     }
     free(lg);
     free(rl);

@@ -1,6 +1,7 @@
 /* uq_quantize_model: plan every tensor, stream the source through the
  * quantizer into a temporary folder, then rename it into place. */
 #include "backend/backend.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "io/path.h"
 #include "quant/quant.h"
@@ -14,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 /* One source tensor and what becomes of it. */
@@ -41,13 +41,6 @@ typedef struct ctx {
     uq_quant_report rep;
     uint64_t bytes_total, bytes_done;
 } ctx;
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void uq_quant_report_free(uq_quant_report *r)
 {
@@ -437,7 +430,7 @@ uq_status uq_quantize_model(const char *src, const char *dst, const uq_quant_con
     if (!src || !dst || !cfg) return uq_fail(UQ_ERR_ARG, "uq_quantize_model: NULL argument");
     uq_status st = uq_quant_config_validate(cfg);
     if (st != UQ_OK) return st;
-    double t0 = now_seconds();
+    double t0 = uq_seconds();
     ctx c;
     memset(&c, 0, sizeof c);
     c.cfg = cfg;
@@ -464,7 +457,7 @@ uq_status uq_quantize_model(const char *src, const char *dst, const uq_quant_con
     if ((st = publish(&c, dst)) != UQ_OK) goto out;
 
     summarize(&c);
-    c.rep.seconds = now_seconds() - t0;
+    c.rep.seconds = uq_seconds() - t0;
 out:
     uq_st_writer_free(w); /* removes its temporary files unless finished */
     if (c.tmp_dir[0]) uq_remove_tree(c.tmp_dir);

@@ -265,6 +265,16 @@ static void fgemm_generic(const void *w, uq_dtype dt, int64_t cols, int64_t nr, 
     }
 }
 
+void uq_cpu_fgemm_tiled(const void *w, uq_dtype dt, int64_t cols, int64_t nr, const float *x, int64_t nt, float *y,
+                        int64_t ldy, const uq_cpu_ftile tiles[3], int R, int T)
+{
+    const uq_cpu_fctx c = {.w = w, .row_bytes = (size_t)cols * uq_dtype_size(dt), .cols = cols, .x = x};
+    const uq_cpu_ftile tile = tiles[dt == UQ_F32 ? 0 : dt == UQ_F16 ? 1 : 2];
+    for (int64_t t0 = 0; t0 < nt; t0 += T)
+        for (int64_t i0 = 0; i0 < nr; i0 += R)
+            tile(&c, i0, t0, y, ldy, nr - i0 < R ? (int)(nr - i0) : R, nt - t0 < T ? (int)(nt - t0) : T);
+}
+
 const uq_cpu_kernels uq_cpu_kernels_generic = {
     .name = "generic",
     .level = UQ_CPU_GENERIC,
@@ -575,11 +585,12 @@ static void run_jobs(uq_backend *b, job *const *jobs, uq_task_fn const *fn, int 
 }
 
 /* Weights that share one quantized input: the integer path with equal
- * widths and group sizes. */
+ * widths and group sizes, none empty. */
 static int share_input(const uq_weight *const *w, int count)
 {
     for (int i = 0; i < count; i++)
-        if (!w[i]->quantized || !int8_path(w[i]) || w[i]->cols != w[0]->cols || w[i]->group_size != w[0]->group_size)
+        if (w[i]->rows <= 0 || !w[i]->quantized || !int8_path(w[i]) || w[i]->cols != w[0]->cols ||
+            w[i]->group_size != w[0]->group_size)
             return 0;
     return 1;
 }
@@ -589,11 +600,12 @@ static void cpu_matmul_many(uq_backend *b, const uq_weight *const *w, int count,
                             float *const *y)
 {
     cpu_state *s = b->state;
-    if (n <= 0) return;
-    if (count > 1 && !share_input(w, count)) {
+    if (n <= 0 || count <= 0) return;
+    if (count > UQ_MATMUL_MAX || (count > 1 && !share_input(w, count))) {
         for (int i = 0; i < count; i++) cpu_matmul_many(b, &w[i], 1, x, n, &y[i]);
         return;
     }
+    if (w[0]->rows <= 0) return;
     job jobs[UQ_MATMUL_MAX], *jp[UQ_MATMUL_MAX];
     uq_task_fn fn[UQ_MATMUL_MAX];
     const int64_t cols = w[0]->cols;
@@ -657,23 +669,7 @@ nomem:
 
 static void cpu_matmul(uq_backend *b, const uq_weight *w, const float *x, int64_t n, float *y)
 {
-    if (w->rows > 0) cpu_matmul_many(b, &w, 1, x, n, &y);
-}
-
-static void cpu_matmul_n(uq_backend *b, const uq_weight *const *w, int count, const float *x, int64_t n,
-                         float *const *y)
-{
-    for (int i = 0; i < count; i++)
-        if (w[i]->rows <= 0) {
-            for (int k = 0; k < count; k++) cpu_matmul(b, w[k], x, n, y[k]);
-            return;
-        }
-    if (count <= 0) return;
-    if (count > UQ_MATMUL_MAX) {
-        for (int k = 0; k < count; k++) cpu_matmul(b, w[k], x, n, y[k]);
-        return;
-    }
-    cpu_matmul_many(b, w, count, x, n, y);
+    cpu_matmul_many(b, &w, 1, x, n, &y);
 }
 
 const uq_backend_ops uq_backend_cpu = {
@@ -684,5 +680,5 @@ const uq_backend_ops uq_backend_cpu = {
     .init = cpu_init,
     .release = cpu_release,
     .matmul = cpu_matmul,
-    .matmul_n = cpu_matmul_n,
+    .matmul_n = cpu_matmul_many,
 };

@@ -705,12 +705,7 @@ T512 static void quantize_row_avx512(const float *x, int64_t cols, int64_t group
 
 /* ------------------------------------------------------ float weights */
 
-typedef struct fctx {
-    const char *w;
-    size_t row_bytes;
-    int64_t cols;
-    const float *x;
-} fctx;
+typedef uq_cpu_fctx fctx;
 
 INLINE512 void ftile(const fctx *c, int64_t i0, int64_t t0, float *y, int64_t ldy, const int R, const int T,
                      const uq_dtype dt)
@@ -763,17 +758,12 @@ FTILE_FN(ftile_f32, UQ_F32)
 FTILE_FN(ftile_f16, UQ_F16)
 FTILE_FN(ftile_bf16, UQ_BF16)
 
-T512 static void fgemm_avx512(const void *w, uq_dtype dt, int64_t cols, int64_t nr, const float *x, int64_t nt,
-                              float *y, int64_t ldy, float *scratch)
+static void fgemm_avx512(const void *w, uq_dtype dt, int64_t cols, int64_t nr, const float *x, int64_t nt, float *y,
+                         int64_t ldy, float *scratch)
 {
+    static const uq_cpu_ftile tiles[3] = {ftile_f32, ftile_f16, ftile_bf16};
     (void)scratch;
-    fctx c = {.w = w, .row_bytes = (size_t)cols * uq_dtype_size(dt), .cols = cols, .x = x};
-    void (*tile)(const fctx *, int64_t, int64_t, float *, int64_t, int, int) = dt == UQ_F32   ? ftile_f32
-                                                                               : dt == UQ_F16 ? ftile_f16
-                                                                                              : ftile_bf16;
-    for (int64_t t0 = 0; t0 < nt; t0 += 4)
-        for (int64_t i0 = 0; i0 < nr; i0 += 4)
-            tile(&c, i0, t0, y, ldy, nr - i0 < 4 ? (int)(nr - i0) : 4, nt - t0 < 4 ? (int)(nt - t0) : 4);
+    uq_cpu_fgemm_tiled(w, dt, cols, nr, x, nt, y, ldy, tiles, 4, 4);
 }
 
 const uq_cpu_kernels uq_cpu_kernels_avx512 = {

@@ -93,6 +93,21 @@ typedef struct uq_cpu_kernels {
     int block64;
 } uq_cpu_kernels;
 
+/* Float weights on the SIMD levels: each level provides tile functions
+ * (one per weight dtype: F32, F16, BF16) computing up to R rows x T inputs
+ * of y, and uq_cpu_fgemm_tiled walks the tiles. */
+typedef struct uq_cpu_fctx {
+    const char *w;    /* row i at w + i * row_bytes */
+    size_t row_bytes;
+    int64_t cols;
+    const float *x;   /* [inputs, cols] */
+} uq_cpu_fctx;
+typedef void (*uq_cpu_ftile)(const uq_cpu_fctx *c, int64_t i0, int64_t t0, float *y, int64_t ldy, int R, int T);
+/* fgemm's contract, with tiles[0..2] for F32, F16, BF16 weights and tiles of
+ * at most R rows x T inputs. */
+void uq_cpu_fgemm_tiled(const void *w, uq_dtype dt, int64_t cols, int64_t nr, const float *x, int64_t nt, float *y,
+                        int64_t ldy, const uq_cpu_ftile tiles[3], int R, int T);
+
 /* Floats of per-thread scratch qgemm needs for nr rows of w and nt inputs. */
 size_t uq_cpu_qgemm_scratch(const uq_cpu_qweight *w, int64_t nr, int64_t nt);
 
