@@ -353,6 +353,29 @@ int main(int argc, char **argv)
         }
         prefill_inloop_tps = prompt / median(tp, repeat);
         if (uq_cuda_set_option(c, "gemm_dequant", 1) != UQ_OK) die("option");
+        /* prefill with one token tile for every dense GEMM */
+        double prefill_bn_tps[2];
+        for (int b = 0; b < 2; b++) {
+            if (uq_cuda_set_option(c, "gemm_bn", b ? 64 : 128) != UQ_OK) die("option");
+            for (int r = 0; r < repeat; r++) {
+                uq_context_reset(c, -1);
+                double t0 = now();
+                if (uq_forward_last(c, ids, (size_t)prompt, logits) != UQ_OK) die("prefill");
+                tp[r] = now() - t0;
+            }
+            prefill_bn_tps[b] = prompt / median(tp, repeat);
+        }
+        if (uq_cuda_set_option(c, "gemm_bn", 0) != UQ_OK) die("option");
+        /* prefill with each product's weights expanded on the main stream */
+        if (uq_cuda_set_option(c, "gemm_pipe", 0) != UQ_OK) die("option");
+        for (int r = 0; r < repeat; r++) {
+            uq_context_reset(c, -1);
+            double t0 = now();
+            if (uq_forward_last(c, ids, (size_t)prompt, logits) != UQ_OK) die("prefill");
+            tp[r] = now() - t0;
+        }
+        const double prefill_nopipe_tps = prompt / median(tp, repeat);
+        if (uq_cuda_set_option(c, "gemm_pipe", 1) != UQ_OK) die("option");
         for (int r = 0; r < repeat; r++) {
             uq_context_reset(c, -1);
             tok = ids[0];
@@ -406,6 +429,9 @@ int main(int argc, char **argv)
                    prompt, prefill_tps, GOAL_PREFILL, prefill_tps / GOAL_PREFILL, LLAMACPP_PREFILL,
                    prefill_tps / LLAMACPP_PREFILL);
             printf("    prefill, dequantizing inside the GEMM loop:   %8.0f tok/s\n", prefill_inloop_tps);
+            printf("    prefill, dense GEMM tiles of 128 / 64 tokens:  %8.0f / %.0f tok/s\n", prefill_bn_tps[0],
+                   prefill_bn_tps[1]);
+            printf("    prefill, weights expanded on the main stream: %8.0f tok/s\n", prefill_nopipe_tps);
         }
         free(tp);
         free(td);

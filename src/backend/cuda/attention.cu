@@ -11,45 +11,37 @@
 #include "common.cuh"
 
 /* The rotate-half pairs (i, i + d/2) with the context's cos / sin tables,
- * rounded as src/runtime/ops.c rounds them. Block (token, slot): slots below
- * n_heads rotate that query head in place, the others rotate a key head into
- * the cache and store its values, one pair per thread. */
-#define ROPE_T 64
+ * rounded as src/runtime/ops.c rounds them. A block per token: the query
+ * heads rotated in place, the key heads rotated into the cache, the values
+ * stored, a pair (or a value) per thread and step. */
+#define ROPE_T 256
 __global__ void __launch_bounds__(ROPE_T) rope_store_kernel(attn_args a)
 {
     pdl_trigger();
     pdl_wait();
-    const int t = blockIdx.x, hs = blockIdx.y;
+    const int t = blockIdx.x;
     const int64_t pos = a.dyn[0] + t, seq = a.dyn[1];
     const int hd = a.head_dim, half = hd / 2;
     const float *cs = a.rope_cos + pos * half, *sn = a.rope_sin + pos * half;
     float *q = a.qkv + (int64_t)t * a.ldq, *k = q + a.q_dim, *v = k + a.kv_dim;
-    if (hs < a.n_heads) {
-        float *x = q + hs * hd;
-        for (int i = threadIdx.x; i < half; i += ROPE_T) {
-            const float x0 = x[i], x1 = x[i + half], c = cs[i], s = sn[i];
-            x[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-            x[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
-        }
-        return;
-    }
-    const int h = hs - a.n_heads;
-    float *kc = a.kc + seq * a.seq_stride + pos * a.kv_dim + h * hd;
-    float *vc = a.vc + seq * a.seq_stride + pos * a.kv_dim + h * hd;
-    const float *x = k + h * hd;
-    for (int i = threadIdx.x; i < half; i += ROPE_T) {
+    float *kc = a.kc + seq * a.seq_stride + pos * a.kv_dim;
+    float *vc = a.vc + seq * a.seq_stride + pos * a.kv_dim;
+    const int nq = a.n_heads * half, nk = a.n_kv * half;
+    for (int j = threadIdx.x; j < nq + nk; j += ROPE_T) {
+        const int kh = j >= nq, jj = kh ? j - nq : j, h = jj / half, i = jj - h * half;
+        const float *x = (kh ? k : q) + h * hd;
         const float x0 = x[i], x1 = x[i + half], c = cs[i], s = sn[i];
-        kc[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        kc[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+        float *o = kh ? kc + h * hd : q + h * hd;
+        o[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+        o[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
     }
-    for (int i = threadIdx.x; i < hd; i += ROPE_T) vc[i] = v[h * hd + i];
+    for (int64_t i = threadIdx.x; i < a.kv_dim; i += ROPE_T) vc[i] = v[i];
 }
 
 cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st)
 {
     void *args[] = {(void *)a};
-    return launch_kernel((const void *)rope_store_kernel, dim3(a->n, a->n_heads + a->n_kv), dim3(ROPE_T), 0, st,
-                         args);
+    return launch_kernel((const void *)rope_store_kernel, dim3(a->n), dim3(ROPE_T), 0, st, args);
 }
 
 /* ---------------------------------------------------------------- decode */

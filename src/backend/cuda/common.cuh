@@ -55,6 +55,8 @@ typedef struct mm_args {
     int ksplit;          /* GEMV: warps of a block splitting K (set by the launcher) */
     int groups;          /* GEMV: row groups (set by the launcher) */
     double norm_eps;
+    uint16_t *yh;        /* GEMM in the SwiGLU mode: f16 output [n][ldyh] */
+    int64_t ldyh;
 } mm_args;
 
 static inline int dmat_fmt(const dmat *m)
@@ -185,14 +187,26 @@ cudaError_t launch_gemm(mm_args *a, cudaStream_t st);
 /* Quantized weights (every segment's rows * K f16 values fit in scratch):
  * dequantize them into scratch, then the dense f16 GEMM; same results. */
 cudaError_t launch_gemm_dequant(mm_args *a, uint16_t *scratch, cudaStream_t st);
+/* Its two halves, which may run on different streams: the weights of a
+ * expanded into scratch, and the dense GEMM reading them. */
+cudaError_t launch_dequant(const mm_args *a, uint16_t *scratch, cudaStream_t st);
+cudaError_t launch_gemm_dense(const mm_args *a, const uint16_t *scratch, cudaStream_t st);
+/* Whether a two-segment product can run launch_gemm_dequant in the SwiGLU
+ * mode (gate and up of equal rows, a multiple of 16, without biases): h =
+ * silu(gate) * up written as f16 to a->yh. */
+int gemm_swiglu_ok(const mm_args *a);
+/* Token tile of the dense GEMM (option "gemm_bn"): 0 automatic, 64, 128. */
+extern int uq_cuda_gemm_bn;
 
 /* misc.cu */
 cudaError_t misc_setup(void);
 cudaError_t launch_embed(const int32_t *ids, int n, const dmat *e, float *x, cudaStream_t st);
 cudaError_t launch_rmsnorm(const float *x, const float *w, float *out, int n, int64_t dim, double eps,
                            cudaStream_t st);
-cudaError_t launch_split(const float *x, int64_t ldx, int n, int64_t K, int f16, uint16_t *hi, uint16_t *lo,
-                         cudaStream_t st);
+/* x (RMSNorm applied first when norm_w is not NULL, as launch_rmsnorm)
+ * split into two 16-bit halves, f16 or bf16. */
+cudaError_t launch_split(const float *x, int64_t ldx, const float *norm_w, double eps, int n, int64_t K, int f16,
+                         uint16_t *hi, uint16_t *lo, cudaStream_t st);
 cudaError_t launch_swiglu(const float *gu, int n, int64_t ff, float *h, cudaStream_t st);
 cudaError_t launch_argmax(const float *logits, int rows, int64_t vocab, int32_t *out, cudaStream_t st);
 

@@ -316,12 +316,23 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
 
 #define DQ_THREADS 256
 #define DN_STAGES 3
-#define DOFF_B (DN_STAGES * GM_TILE)
 
-/* A block expands row blockIdx.x of segment blockIdx.y (its rows stacked
- * after the previous segments' rows in out, [rows][K] f16), a thread a run
- * of 8 values at a time (group % 8 == 0: one scale and bias a run); 32-bit
- * index arithmetic within the row. */
+/* Row of the scratch matrix that row r of segment si lands on: stacked after
+ * the previous segments' rows, or (gate and up of the SwiGLU mode)
+ * interleaved in runs of 16 rows, gate rows 16j..16j+15 then the same up
+ * rows, so that one 16-row tile of the GEMM holds gate and the next the
+ * matching up values. */
+__device__ __forceinline__ int64_t dq_out_row(const mm_args *a, int si, int64_t r)
+{
+    if (a->mode == MM_SWIGLU) return (r >> 4) * 32 + si * 16 + (r & 15);
+    int64_t row0 = 0;
+    for (int i = 0; i < si; i++) row0 += a->seg[i].rows;
+    return row0 + r;
+}
+
+/* A block expands row blockIdx.x of segment blockIdx.y into out ([rows][K]
+ * f16, dq_out_row), a thread a run of 8 values at a time (group % 8 == 0:
+ * one scale and bias a run); 32-bit index arithmetic within the row. */
 template <int F>
 __global__ void __launch_bounds__(DQ_THREADS) dequant_kernel(const mm_args a, uint16_t *out)
 {
@@ -333,15 +344,13 @@ __global__ void __launch_bounds__(DQ_THREADS) dequant_kernel(const mm_args a, ui
         return;
     }
     const int K = (int)a.K, runs = K / 8;
-    int64_t row0 = 0;
-    for (int i = 0; i < (int)blockIdx.y; i++) row0 += a.seg[i].rows;
     const int affine = S->scheme == UQ_SCHEME_AFFINE;
     const int group = S->group > 0 ? S->group : K, gpr = K / group;
     const float sub = 8388608.0f + (!affine ? (float)(1 << (F - 1)) : 0.0f);
     const uint32_t mask = (1u << F) - 1u;
     const uint32_t *wrow = (const uint32_t *)S->w + (int64_t)r * S->wpr;
     const int64_t g0 = (int64_t)r * gpr;
-    uint16_t *orow = out + (row0 + r) * (int64_t)K;
+    uint16_t *orow = out + dq_out_row(&a, (int)blockIdx.y, r) * (int64_t)K;
     /* the previous product may still read the buffer */
     pdl_wait();
     for (int k = threadIdx.x; k < runs; k += DQ_THREADS) {
@@ -368,9 +377,23 @@ __global__ void __launch_bounds__(DQ_THREADS) dequant_kernel(const mm_args a, ui
     }
 }
 
+/* The dense GEMM's shape for a token tile of BN (128 or 64): 8 warps, WM
+ * along the 128 weight rows and WN along the tokens, each MT x NT tiles of
+ * m16n8k16 (128: 2 x 4 warps of 64 rows x 32 tokens; 64: 4 x 2 warps of 32
+ * rows x 32 tokens, for products with too few 128 x 128 tiles to fill the
+ * GPU). */
+template <int BN> struct dn_cfg {
+    static const int WM = BN == 128 ? 2 : 4, WN = 8 / WM;
+    static const int MT = GM_BM / (16 * WM), NT = BN / (8 * WN);
+    static const int BTILE = BN * GM_BK * 2; /* bytes of an input tile */
+    static const int SMEM = DN_STAGES * (GM_TILE + BTILE);
+};
+
+template <int BN>
 __device__ __forceinline__ void dense_load_stage(const mm_args *a, const mm_seg *S, int64_t row0, int tok0, int kt,
                                                  int buf, unsigned char *smem)
 {
+    typedef dn_cfg<BN> C;
     const int tid = threadIdx.x;
     const int64_t K = a->K, k0 = (int64_t)kt * GM_BK;
 #pragma unroll
@@ -378,35 +401,51 @@ __device__ __forceinline__ void dense_load_stage(const mm_args *a, const mm_seg 
         const int idx = tid + i * GM_THREADS, r = idx >> 3, ch = idx & 7;
         const int64_t rr = row0 + r < S->rows ? row0 + r : S->rows - 1;
         cp_async16(smem + buf * GM_TILE + swz(r, ch), (const uint16_t *)S->w + rr * K + k0 + ch * 8, 16);
-        const int tok = tok0 + r;
+    }
+    unsigned char *tB = smem + DN_STAGES * GM_TILE + buf * C::BTILE;
+#pragma unroll
+    for (int i = 0; i < BN * 8 / GM_THREADS; i++) {
+        const int idx = tid + i * GM_THREADS, t = idx >> 3, ch = idx & 7;
+        const int tok = tok0 + t;
         const uint16_t *src = a->xh + (int64_t)(tok < a->n ? tok : 0) * K + k0 + ch * 8;
-        cp_async16(smem + DOFF_B + buf * GM_TILE + swz(r, ch), src, tok < a->n ? 16 : 0);
+        cp_async16(tB + swz(t, ch), src, tok < a->n ? 16 : 0);
     }
 }
 
-/* The layout of gemm_body (8 warps of 64 rows x 32 tokens), weights as f16.
- * The token tiles are the grid's x, so the blocks sharing a weight tile run
- * together and its f16 values come from DRAM once (a product's dense weights
- * are larger than L2). */
+/* Weights as f16 from the scratch, through a DN_STAGES-deep cp.async ring;
+ * one f16 MMA per product, each output one warp's fp32 sum in the order of
+ * the in-loop kernel (so the same bits whatever BN). The token tiles are the
+ * grid's x, so the blocks sharing a weight tile run together and its f16
+ * values come from DRAM once (a product's dense weights are larger than L2).
+ * Epilogue: the bias and store / add (fp32 y), or in the SwiGLU mode (rows
+ * of gate and up interleaved by 16, dq_out_row) silu(gate) * up rounded to
+ * f16 into yh, the next product's input. */
+template <int BN>
 __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
 {
+    typedef dn_cfg<BN> C;
     extern __shared__ __align__(128) unsigned char smem[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int wm = warp & 1, wn = warp >> 1;
+    const int wm = warp % C::WM, wn = warp / C::WM;
     pdl_trigger();
     pdl_wait();
 
     int64_t row0;
     const mm_seg *S = gemm_seg(&a, (int)blockIdx.y, &row0);
-    const int tok0 = blockIdx.x * GM_BN;
+    const int tok0 = blockIdx.x * BN;
     const int KT = (int)(a.K / GM_BK);
 
-    float acc[4][4][4];
-    gemm_zero(acc);
+    float acc[C::MT][C::NT][4];
+#pragma unroll
+    for (int mt = 0; mt < C::MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < C::NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
 
 #pragma unroll
     for (int st = 0; st < DN_STAGES - 1; st++) {
-        if (st < KT) dense_load_stage(&a, S, row0, tok0, st, st, smem);
+        if (st < KT) dense_load_stage<BN>(&a, S, row0, tok0, st, st, smem);
         cp_async_commit();
     }
     for (int kt = 0; kt < KT; kt++) {
@@ -414,24 +453,74 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
         asm volatile("cp.async.wait_group %0;\n" ::"n"(DN_STAGES - 2));
         __syncthreads();
         if (kt + DN_STAGES - 1 < KT)
-            dense_load_stage(&a, S, row0, tok0, kt + DN_STAGES - 1, (kt + DN_STAGES - 1) % DN_STAGES, smem);
+            dense_load_stage<BN>(&a, S, row0, tok0, kt + DN_STAGES - 1, (kt + DN_STAGES - 1) % DN_STAGES, smem);
         cp_async_commit();
-        const unsigned char *tA = smem + buf * GM_TILE, *tB = smem + DOFF_B + buf * GM_TILE;
+        const unsigned char *tA = smem + buf * GM_TILE, *tB = smem + DN_STAGES * GM_TILE + buf * C::BTILE;
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
-            uint32_t bh[4][2];
-            gemm_frag_b(bh, bh, tB, tB, 0, wn, ks, lane);
+            uint32_t bh[C::NT][2];
 #pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
+            for (int np = 0; np < C::NT / 2; np++) {
+                uint32_t r4[4];
+                const int t = wn * C::NT * 8 + np * 16 + (lane & 7) + ((lane >> 4) << 3);
+                ldmatrix_x4(r4, tB + swz(t, ks * 2 + ((lane >> 3) & 1)));
+                bh[np * 2][0] = r4[0];
+                bh[np * 2][1] = r4[1];
+                bh[np * 2 + 1][0] = r4[2];
+                bh[np * 2 + 1][1] = r4[3];
+            }
+#pragma unroll
+            for (int mt = 0; mt < C::MT; mt++) {
                 uint32_t ah[4];
-                gemm_frag_a(ah, tA, wm, mt, ks, lane);
+                ldmatrix_x4(ah, tA + swz(wm * C::MT * 16 + mt * 16 + (lane & 15), ks * 2 + (lane >> 4)));
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_f16(acc[mt][nt], ah, bh[nt]);
+                for (int nt = 0; nt < C::NT; nt++) mma_f16(acc[mt][nt], ah, bh[nt]);
             }
         }
     }
     cp_async_wait_all();
-    gemm_epilogue(&a, S, row0, tok0, wm, wn, lane, acc);
+
+    /* ---- epilogue: element e of tile (mt, nt) is row r0 + mt * 16 +
+     * lane / 4 + 8 (e / 2), token t0 + nt * 8 + 2 (lane % 4) + e % 2 */
+    const int64_t r0 = row0 + wm * C::MT * 16 + (lane >> 2);
+    const int t0 = tok0 + wn * C::NT * 8 + (lane & 3) * 2;
+    if (a.mode == MM_SWIGLU) {
+        /* tiles mt (gate) and mt + 1 (up) hold the same rows of h */
+#pragma unroll
+        for (int mt = 0; mt < C::MT; mt += 2) {
+            const int64_t gr = r0 + mt * 16; /* interleaved row of the gate value */
+            const int64_t hr = (gr >> 5) * 16 + (gr & 15);
+#pragma unroll
+            for (int nt = 0; nt < C::NT; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int tok = t0 + nt * 8 + (e & 1);
+                    const int64_t row = hr + (e >> 1) * 8;
+                    if (tok >= a.n || row >= a.seg[0].rows / 2) continue;
+                    const float g = acc[mt][nt][e], u = acc[mt + 1][nt][e];
+                    a.yh[(int64_t)tok * a.ldyh + row] = __half_as_ushort(__float2half_rn(g / (1.0f + expf(-g)) * u));
+                }
+        }
+        return;
+    }
+#pragma unroll
+    for (int mt = 0; mt < C::MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int64_t r = r0 + mt * 16 + h * 8;
+            if (r >= S->rows) continue;
+            const float bias = S->bias ? S->bias[r] : 0.0f;
+#pragma unroll
+            for (int nt = 0; nt < C::NT; nt++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int tok = t0 + nt * 8 + e;
+                    if (tok >= a.n) continue;
+                    const float v = acc[mt][nt][h * 2 + e] + bias;
+                    float *yp = a.y + (int64_t)tok * a.ldy + S->out_off + r;
+                    *yp = a.mode == MM_ADD ? *yp + v : v;
+                }
+        }
 }
 
 typedef void (*dequant_fn)(const mm_args, uint16_t *);
@@ -439,27 +528,66 @@ static const dequant_fn dequant_table[8] = {dequant_kernel<1>, dequant_kernel<2>
                                             dequant_kernel<4>, dequant_kernel<5>, dequant_kernel<6>,
                                             dequant_kernel<7>, dequant_kernel<8>};
 
-cudaError_t launch_gemm_dequant(mm_args *a, uint16_t *scratch, cudaStream_t st)
+/* Token tile of the dense GEMM: 0 chooses (64 when 128 x 128 tiles would not
+ * give every multiprocessor two blocks), else 64 or 128. */
+int uq_cuda_gemm_bn = 0;
+
+int gemm_swiglu_ok(const mm_args *a)
+{
+    return a->nseg == 2 && a->seg[0].rows == a->seg[1].rows && a->seg[0].rows % 16 == 0 && !a->seg[0].bias &&
+           !a->seg[1].bias;
+}
+
+cudaError_t launch_dequant(const mm_args *a, uint16_t *scratch, cudaStream_t st)
 {
     int64_t maxrows = 0;
     for (int i = 0; i < a->nseg; i++)
         if (a->seg[i].rows > maxrows) maxrows = a->seg[i].rows;
     dim3 grid((unsigned)maxrows, (unsigned)a->nseg);
-    void *dargs[] = {a, &scratch};
-    cudaError_t e = launch_kernel((const void *)dequant_table[a->fmt - 1], grid, dim3(DQ_THREADS), 0, st, dargs);
-    if (e != cudaSuccess) return e;
+    void *dargs[] = {(void *)a, &scratch};
+    return launch_kernel((const void *)dequant_table[a->fmt - 1], grid, dim3(DQ_THREADS), 0, st, dargs);
+}
+
+cudaError_t launch_gemm_dequant(mm_args *a, uint16_t *scratch, cudaStream_t st)
+{
+    cudaError_t e = launch_dequant(a, scratch, st);
+    return e != cudaSuccess ? e : launch_gemm_dense(a, scratch, st);
+}
+
+cudaError_t launch_gemm_dense(const mm_args *a, const uint16_t *scratch, cudaStream_t st)
+{
+    static int nsm = 0;
+    cudaError_t e;
     mm_args b = *a;
     int blocks = 0;
     int64_t rows = 0;
-    for (int i = 0; i < b.nseg; i++) {
-        b.seg[i].w = scratch + rows * b.K;
-        b.seg[i].blk0 = blocks;
-        rows += b.seg[i].rows;
-        blocks += (int)((b.seg[i].rows + GM_BM - 1) / GM_BM);
+    if (b.mode == MM_SWIGLU) {
+        /* one matrix of gate and up rows interleaved */
+        b.nseg = 1;
+        b.seg[0].rows = 2 * a->seg[0].rows;
+        b.seg[0].w = scratch;
+        b.seg[0].blk0 = 0;
+        b.seg[0].out_off = 0;
+        blocks = (int)((b.seg[0].rows + GM_BM - 1) / GM_BM);
+    } else {
+        for (int i = 0; i < b.nseg; i++) {
+            b.seg[i].w = scratch + rows * b.K;
+            b.seg[i].blk0 = blocks;
+            rows += b.seg[i].rows;
+            blocks += (int)((b.seg[i].rows + GM_BM - 1) / GM_BM);
+        }
     }
-    dim3 ggrid((unsigned)((b.n + GM_BN - 1) / GM_BN), (unsigned)blocks);
+    if (nsm == 0) {
+        int dev = 0;
+        if ((e = cudaGetDevice(&dev)) != cudaSuccess) return e;
+        if ((e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return e;
+    }
+    int bn = uq_cuda_gemm_bn;
+    if (bn != 64 && bn != 128) bn = (int64_t)blocks * ((b.n + 127) / 128) < 2 * (int64_t)nsm ? 64 : 128;
+    dim3 ggrid((unsigned)((b.n + bn - 1) / bn), (unsigned)blocks);
     void *args[] = {&b};
-    return launch_kernel((const void *)gemm_dense, ggrid, dim3(GM_THREADS), DN_STAGES * 2 * GM_TILE, st, args);
+    if (bn == 64) return launch_kernel((const void *)gemm_dense<64>, ggrid, dim3(GM_THREADS), dn_cfg<64>::SMEM, st, args);
+    return launch_kernel((const void *)gemm_dense<128>, ggrid, dim3(GM_THREADS), dn_cfg<128>::SMEM, st, args);
 }
 
 #define GEMM_KERNEL(F) \
@@ -491,7 +619,9 @@ cudaError_t gemm_setup(void)
         cudaError_t e = cudaFuncSetAttribute(gemm_table[i], cudaFuncAttributeMaxDynamicSharedMemorySize, GM_SMEM);
         if (e != cudaSuccess) return e;
     }
-    return cudaFuncSetAttribute(gemm_dense, cudaFuncAttributeMaxDynamicSharedMemorySize, DN_STAGES * 2 * GM_TILE);
+    cudaError_t e = cudaFuncSetAttribute(gemm_dense<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, dn_cfg<128>::SMEM);
+    if (e != cudaSuccess) return e;
+    return cudaFuncSetAttribute(gemm_dense<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, dn_cfg<64>::SMEM);
 }
 
 cudaError_t launch_gemm(mm_args *a, cudaStream_t st)

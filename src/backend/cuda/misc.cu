@@ -62,15 +62,26 @@ cudaError_t launch_rmsnorm(const float *x, const float *w, float *out, int n, in
     return launch_kernel((const void *)rmsnorm_kernel, dim3(n), dim3(BLOCK), 0, st, args);
 }
 
-/* x = hi + lo in bf16 (or f16) pairs. */
-__global__ void split_kernel(const float *x, int64_t ldx, int64_t K, int f16, uint16_t *hi, uint16_t *lo)
+/* x = hi + lo in bf16 (or f16) pairs, one token per block; with norm_w,
+ * x is first normalized exactly as rmsnorm_kernel does (same block size,
+ * same order of the sums). */
+__global__ void __launch_bounds__(BLOCK) split_kernel(const float *x, int64_t ldx, const float *norm_w, double eps,
+                                                      int64_t K, int f16, uint16_t *hi, uint16_t *lo)
 {
     pdl_trigger();
     pdl_wait();
+    __shared__ double red[BLOCK / 32];
     const float *xr = x + blockIdx.x * ldx;
     uint16_t *h = hi + blockIdx.x * K, *l = lo + blockIdx.x * K;
+    float inv = 1.0f;
+    if (norm_w) {
+        double ss = 0;
+        for (int64_t i = threadIdx.x; i < K; i += blockDim.x) ss += (double)xr[i] * (double)xr[i];
+        ss = block_sum_d(ss, red);
+        inv = (float)(1.0 / sqrt(ss / (double)K + eps));
+    }
     for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
-        float v = xr[i];
+        const float v = norm_w ? __fmul_rn(norm_w[i], __fmul_rn(xr[i], inv)) : xr[i];
         if (f16) {
             __half a = __float2half_rn(v);
             __half b = __float2half_rn(v - __half2float(a));
@@ -85,10 +96,10 @@ __global__ void split_kernel(const float *x, int64_t ldx, int64_t K, int f16, ui
     }
 }
 
-cudaError_t launch_split(const float *x, int64_t ldx, int n, int64_t K, int f16, uint16_t *hi, uint16_t *lo,
-                         cudaStream_t st)
+cudaError_t launch_split(const float *x, int64_t ldx, const float *norm_w, double eps, int n, int64_t K, int f16,
+                         uint16_t *hi, uint16_t *lo, cudaStream_t st)
 {
-    void *args[] = {(void *)&x, &ldx, &K, &f16, &hi, &lo};
+    void *args[] = {(void *)&x, &ldx, (void *)&norm_w, &eps, &K, &f16, &hi, &lo};
     return launch_kernel((const void *)split_kernel, dim3(n), dim3(BLOCK), 0, st, args);
 }
 

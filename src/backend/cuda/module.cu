@@ -40,8 +40,15 @@ typedef struct mstate {
     float *x, *xn, *qkv, *att, *gu, *h, *logits;
     uint16_t *sh, *sl;
     /* quantized weights of one product expanded to f16 for the GEMM (prefill) */
-    uint16_t *wdq;
+    uint16_t *wdq, *hh;
     int64_t wdq_elems;
+    /* prefill pipeline: a second scratch (o and down) filled on a second
+     * stream while the main stream runs the products before (layer_pipe) */
+    uint16_t *wdq2;
+    int64_t wdq2_elems;
+    int pipe_ok;
+    cudaStream_t st2;
+    cudaEvent_t ev_ready[2], ev_used[2], ev_start;
     int32_t *ids_d, *amax_d;
     int64_t *dyn_d;
     float *att_scratch;
@@ -52,10 +59,12 @@ typedef struct mstate {
     cudaStream_t st;
     void **allocs;
     size_t n_allocs, cap_allocs;
-    int use_graphs, gemm_min, gemm_dequant;
+    int use_graphs, gemm_min, gemm_dequant, gemm_pipe;
     cudaGraphExec_t graph[2];
     int graph_state[2]; /* 0 not captured, 1 ready, -1 capture failed */
 } mstate;
+
+static int layer_pipe_ok(mstate *s, const dlayer *L);
 
 static int device_index(void)
 {
@@ -226,6 +235,15 @@ static void m_destroy(void *state)
     cudaFreeHost(s->dyn_h);
     cudaFreeHost(s->ids_h);
     if (s->st) cudaStreamDestroy(s->st);
+    if (s->st2) {
+        cudaStreamSynchronize(s->st2);
+        cudaStreamDestroy(s->st2);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (s->ev_ready[i]) cudaEventDestroy(s->ev_ready[i]);
+        if (s->ev_used[i]) cudaEventDestroy(s->ev_used[i]);
+    }
+    if (s->ev_start) cudaEventDestroy(s->ev_start);
     free(s->L);
     free(s);
 }
@@ -284,6 +302,7 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     s->use_graphs = 1;
     s->gemm_min = 9;
     s->gemm_dequant = 1;
+    s->gemm_pipe = 1;
     s->maxk = s->dim;
     if (s->q_dim > s->maxk) s->maxk = s->q_dim;
     if (s->ff > s->maxk) s->maxk = s->ff;
@@ -355,6 +374,16 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
         if (s->q_dim * s->dim > m) m = s->q_dim * s->dim;
         s->wdq_elems = m;
         s->wdq = (uint16_t *)dalloc(s, (size_t)m * 2, &e);
+        /* h in f16, written by the gate / up GEMM for the down GEMM */
+        s->hh = (uint16_t *)dalloc(s, nb * s->ff * 2, &e);
+        s->wdq2_elems = s->q_dim * s->dim > s->ff * s->dim ? s->q_dim * s->dim : s->ff * s->dim;
+        s->wdq2 = (uint16_t *)dalloc(s, (size_t)s->wdq2_elems * 2, &e);
+        if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&s->st2, cudaStreamNonBlocking);
+        for (int i = 0; i < 2 && e == cudaSuccess; i++) {
+            e = cudaEventCreateWithFlags(&s->ev_ready[i], cudaEventDisableTiming);
+            if (e == cudaSuccess) e = cudaEventCreateWithFlags(&s->ev_used[i], cudaEventDisableTiming);
+        }
+        if (e == cudaSuccess) e = cudaEventCreateWithFlags(&s->ev_start, cudaEventDisableTiming);
     }
     s->ids_d = (int32_t *)dalloc(s, nb * 4, &e);
     s->amax_d = (int32_t *)dalloc(s, nb * 4, &e);
@@ -372,6 +401,8 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     if (e == cudaSuccess) e = cudaMemset(s->h, 0, nb * s->ff * 4);
     if (e == cudaSuccess) e = cudaMemset(s->att, 0, nb * s->q_dim * 4);
     if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    s->pipe_ok = s->wdq2 && s->st2;
+    for (int64_t l = 0; l < s->nl && s->pipe_ok; l++) s->pipe_ok = layer_pipe_ok(s, &s->L[l]);
     if (e != cudaSuccess) {
         st = fail_cuda(e, "allocating the caches and activations", err, cap);
         m_destroy(s);
@@ -423,16 +454,21 @@ static cudaError_t gemm_input(mstate *s, const dmat *const *w, const float *x, i
 {
     a->xh = s->sh;
     a->xl = s->sl;
-    return launch_split(x, ldx, n, w[0]->cols, dmat_fmt(w[0]) != FMT_BF16, s->sh, s->sl, s->st);
+    return launch_split(x, ldx, NULL, 0.0, n, w[0]->cols, dmat_fmt(w[0]) != FMT_BF16, s->sh, s->sl, s->st);
 }
 
 /* The GEMM launch: quantized weights that fit the scratch go through the
  * dense f16 path (dequantized first), the rest dequantize in the GEMM's loop. */
-static cudaError_t gemm_launch(mstate *s, const dmat *const *w, int nw, mm_args *a)
+static int gemm_dense_ok(const mstate *s, const dmat *const *w, int nw)
 {
     int64_t elems = 0;
     for (int i = 0; i < nw; i++) elems += w[i]->rows * w[i]->cols;
-    if (s->gemm_dequant && s->wdq && w[0]->quantized && elems <= s->wdq_elems) return launch_gemm_dequant(a, s->wdq, s->st);
+    return s->gemm_dequant && s->wdq && w[0]->quantized && elems <= s->wdq_elems;
+}
+
+static cudaError_t gemm_launch(mstate *s, const dmat *const *w, int nw, mm_args *a)
+{
+    if (gemm_dense_ok(s, w, nw)) return launch_gemm_dequant(a, s->wdq, s->st);
     return launch_gemm(a, s->st);
 }
 
@@ -528,8 +564,13 @@ static cudaError_t mm_swiglu(mstate *s, const dmat *wg, const dmat *wu, const fl
 
 /* ------------------------------------------------------------ forward */
 
+static cudaError_t run_attention(mstate *s, int64_t l, int n);
+static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n);
+static int layer_gemm_ok(const mstate *s, const dlayer *L, int n);
+
 static cudaError_t run_layer(mstate *s, int64_t l, int n)
 {
+    if (layer_gemm_ok(s, &s->L[l], n)) return run_layer_gemm(s, l, n);
     const dlayer *L = &s->L[l];
     cudaError_t e;
     const dmat *qkv[3] = {&L->wq, &L->wk, &L->wv};
@@ -544,6 +585,23 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
             e = mm_fused(s, qkv, 3, qkv_bias, qkv_off, MM_STORE, s->xn, s->dim, n, s->qkv, s->ldq, NULL);
     }
     if (e != cudaSuccess) return e;
+    if ((e = run_attention(s, l, n)) != cudaSuccess) return e;
+    if ((e = mm_one(s, &L->wo, L->bo, 0, MM_ADD, s->att, s->q_dim, n, s->x, s->dim)) != cudaSuccess) return e;
+    const dmat *gu[2] = {&L->wg, &L->wu};
+    if (gemv_fusable(s, gu, 2, n)) {
+        e = mm_swiglu(s, &L->wg, &L->wu, s->x, n, s->h, L->ffn_norm);
+    } else {
+        e = launch_rmsnorm(s->x, L->ffn_norm, s->xn, n, s->dim, s->eps, s->st);
+        if (e == cudaSuccess) e = mm_swiglu(s, &L->wg, &L->wu, s->xn, n, s->h, NULL);
+    }
+    if (e != cudaSuccess) return e;
+    return mm_one(s, &L->wd, NULL, 0, MM_ADD, s->h, s->ff, n, s->x, s->dim);
+}
+
+/* RoPE, the cache store and attention of layer l: s->qkv to s->att. */
+static cudaError_t run_attention(mstate *s, int64_t l, int n)
+{
+    cudaError_t e;
     attn_args aa;
     aa.qkv = s->qkv;
     aa.ldq = s->ldq;
@@ -571,17 +629,175 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
     /* one token through the decode kernel: RoPE and the cache store in it */
     aa.fused = n == 1 && n < s->gemm_min && s->hd % 4 == 0 && s->kv_dim % 4 == 0;
     if (!aa.fused && (e = launch_rope_store(&aa, s->st)) != cudaSuccess) return e;
-    if ((e = launch_attention(&aa, n >= s->gemm_min, s->st)) != cudaSuccess) return e;
-    if ((e = mm_one(s, &L->wo, L->bo, 0, MM_ADD, s->att, s->q_dim, n, s->x, s->dim)) != cudaSuccess) return e;
-    const dmat *gu[2] = {&L->wg, &L->wu};
-    if (gemv_fusable(s, gu, 2, n)) {
-        e = mm_swiglu(s, &L->wg, &L->wu, s->x, n, s->h, L->ffn_norm);
+    return launch_attention(&aa, n >= s->gemm_min, s->st);
+}
+
+/* A layer whose products all take the tensor-core GEMM (many tokens): each
+ * product's input is normalized (when it follows an RMSNorm) and split into
+ * 16-bit halves by one kernel; with quantized weights through the dense
+ * path, the gate / up GEMM applies SwiGLU itself and writes h in f16, the
+ * down product's input. The same results as run_layer. */
+static int layer_gemm_ok(const mstate *s, const dlayer *L, int n)
+{
+    const dmat *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+    if (n < s->gemm_min) return 0;
+    for (int i = 0; i < 7; i++)
+        if (!gemm_supported(w[i])) return 0;
+    return same_format(&L->wq, &L->wk) && same_format(&L->wq, &L->wv) && same_format(&L->wg, &L->wu);
+}
+
+static cudaError_t gemm_product(mstate *s, const dmat *const *w, int nw, const float *const *bias, const int64_t *off,
+                                int mode, int n, float *y, int64_t ldy, const uint16_t *xh, const uint16_t *xl)
+{
+    mm_args a;
+    base_args(&a, w[0], mode, NULL, 0, n, y, ldy);
+    a.xh = xh;
+    a.xl = xl;
+    a.nseg = nw;
+    for (int i = 0; i < nw; i++) set_seg(&a.seg[i], w[i], bias ? bias[i] : NULL, off ? off[i] : 0);
+    return gemm_launch(s, w, nw, &a);
+}
+
+/* The arguments of product p (0 q/k/v, 1 o, 2 gate/up in the SwiGLU mode,
+ * 3 down) of layer l for n tokens, its input in 16-bit halves. */
+static void layer_args(mstate *s, int64_t l, int p, int n, mm_args *a)
+{
+    const dlayer *L = &s->L[l];
+    if (p == 0) {
+        base_args(a, &L->wq, MM_STORE, NULL, 0, n, s->qkv, s->ldq);
+        a->nseg = 3;
+        set_seg(&a->seg[0], &L->wq, L->bq, 0);
+        set_seg(&a->seg[1], &L->wk, L->bk, s->q_dim);
+        set_seg(&a->seg[2], &L->wv, L->bv, s->q_dim + s->kv_dim);
+    } else if (p == 1) {
+        base_args(a, &L->wo, MM_ADD, NULL, 0, n, s->x, s->dim);
+        a->nseg = 1;
+        set_seg(&a->seg[0], &L->wo, L->bo, 0);
+    } else if (p == 2) {
+        base_args(a, &L->wg, MM_SWIGLU, NULL, 0, n, NULL, 0);
+        a->nseg = 2;
+        set_seg(&a->seg[0], &L->wg, NULL, 0);
+        set_seg(&a->seg[1], &L->wu, NULL, 0);
+        a->yh = s->hh;
+        a->ldyh = s->ff;
     } else {
-        e = launch_rmsnorm(s->x, L->ffn_norm, s->xn, n, s->dim, s->eps, s->st);
-        if (e == cudaSuccess) e = mm_swiglu(s, &L->wg, &L->wu, s->xn, n, s->h, NULL);
+        base_args(a, &L->wd, MM_ADD, NULL, 0, n, s->x, s->dim);
+        a->nseg = 1;
+        set_seg(&a->seg[0], &L->wd, NULL, 0);
     }
+    a->xh = p == 3 ? s->hh : s->sh;
+    a->xl = s->sl;
+}
+
+/* Whether layer L can take the pipelined prefill: every product quantized
+ * and dense (q/k/v and gate/up in the first scratch, o and down in the
+ * second), gate / up in the SwiGLU mode. */
+static int layer_pipe_ok(mstate *s, const dlayer *L)
+{
+    const dmat *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+    for (int i = 0; i < 7; i++)
+        if (!w[i]->quantized || !gemm_supported(w[i]) || w[i]->bits != w[0]->bits) return 0;
+    if (!same_format(&L->wq, &L->wk) || !same_format(&L->wq, &L->wv) || !same_format(&L->wg, &L->wu)) return 0;
+    if ((L->wq.rows + L->wk.rows + L->wv.rows) * L->wq.cols > s->wdq_elems) return 0;
+    if ((L->wg.rows + L->wu.rows) * L->wg.cols > s->wdq_elems) return 0;
+    if (L->wo.rows * L->wo.cols > s->wdq2_elems || L->wd.rows * L->wd.cols > s->wdq2_elems) return 0;
+    mm_args a;
+    memset(&a, 0, sizeof a);
+    a.nseg = 2;
+    set_seg(&a.seg[0], &L->wg, NULL, 0);
+    set_seg(&a.seg[1], &L->wu, NULL, 0);
+    return gemm_swiglu_ok(&a);
+}
+
+/* Product p of layer l expanded on the second stream into scratch b, once
+ * the GEMM that last read b is done. */
+static cudaError_t pipe_dequant(mstate *s, int64_t l, int p, int n)
+{
+    const int b = p & 1;
+    mm_args a;
+    layer_args(s, l, p, n, &a);
+    cudaError_t e = cudaStreamWaitEvent(s->st2, s->ev_used[b], 0);
+    if (e == cudaSuccess) e = launch_dequant(&a, b ? s->wdq2 : s->wdq, s->st2);
+    return e != cudaSuccess ? e : cudaEventRecord(s->ev_ready[b], s->st2);
+}
+
+/* Product p of layer l on the main stream, once its weights are expanded. */
+static cudaError_t pipe_gemm(mstate *s, int64_t l, int p, int n)
+{
+    const int b = p & 1;
+    mm_args a;
+    layer_args(s, l, p, n, &a);
+    cudaError_t e = cudaStreamWaitEvent(s->st, s->ev_ready[b], 0);
+    if (e == cudaSuccess) e = launch_gemm_dense(&a, b ? s->wdq2 : s->wdq, s->st);
+    return e != cudaSuccess ? e : cudaEventRecord(s->ev_used[b], s->st);
+}
+
+/* The pipelined layer: q/k/v and gate/up alternate in the first scratch, o
+ * and down in the second, each product's weights expanded on the second
+ * stream while the main stream runs the products and attention before it
+ * (the expansions of layer l + 1's q/k/v and o are issued here). */
+static cudaError_t run_layer_pipe(mstate *s, int64_t l, int n)
+{
+    const dlayer *L = &s->L[l];
+    cudaError_t e = cudaSuccess;
+    if (l == 0) {
+        /* the second stream starts after everything before this step */
+        e = cudaEventRecord(s->ev_start, s->st);
+        if (e == cudaSuccess) e = cudaStreamWaitEvent(s->st2, s->ev_start, 0);
+        if (e == cudaSuccess) e = pipe_dequant(s, 0, 0, n);
+        if (e == cudaSuccess) e = pipe_dequant(s, 0, 1, n);
+    }
+    if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, 1, s->sh, s->sl, s->st);
+    if (e == cudaSuccess) e = pipe_gemm(s, l, 0, n);
+    if (e == cudaSuccess) e = pipe_dequant(s, l, 2, n);
+    if (e == cudaSuccess) e = run_attention(s, l, n);
+    if (e == cudaSuccess) e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, 1, s->sh, s->sl, s->st);
+    if (e == cudaSuccess) e = pipe_gemm(s, l, 1, n);
+    if (e == cudaSuccess) e = pipe_dequant(s, l, 3, n);
+    if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->ffn_norm, s->eps, n, s->dim, 1, s->sh, s->sl, s->st);
+    if (e == cudaSuccess) e = pipe_gemm(s, l, 2, n);
+    if (e == cudaSuccess && l + 1 < s->nl) e = pipe_dequant(s, l + 1, 0, n);
+    if (e == cudaSuccess) e = pipe_gemm(s, l, 3, n);
+    if (e == cudaSuccess && l + 1 < s->nl) e = pipe_dequant(s, l + 1, 1, n);
+    return e;
+}
+
+static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n)
+{
+    if (s->pipe_ok && s->gemm_dequant && s->gemm_pipe) return run_layer_pipe(s, l, n);
+    const dlayer *L = &s->L[l];
+    const dmat *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    const float *qkv_bias[3] = {L->bq, L->bk, L->bv};
+    const int64_t qkv_off[3] = {0, s->q_dim, s->q_dim + s->kv_dim};
+    const dmat *wo = &L->wo, *wd = &L->wd, *gu[2] = {&L->wg, &L->wu};
+#define F16_IN(w) (dmat_fmt(w) != FMT_BF16)
+    cudaError_t e = launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, F16_IN(&L->wq), s->sh, s->sl, s->st);
+    if (e == cudaSuccess) e = gemm_product(s, qkv, 3, qkv_bias, qkv_off, MM_STORE, n, s->qkv, s->ldq, s->sh, s->sl);
+    if (e == cudaSuccess) e = run_attention(s, l, n);
+    if (e == cudaSuccess) e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, F16_IN(wo), s->sh, s->sl, s->st);
+    if (e == cudaSuccess) e = gemm_product(s, &wo, 1, &L->bo, NULL, MM_ADD, n, s->x, s->dim, s->sh, s->sl);
+    if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->ffn_norm, s->eps, n, s->dim, F16_IN(gu[0]), s->sh, s->sl, s->st);
     if (e != cudaSuccess) return e;
-    return mm_one(s, &L->wd, NULL, 0, MM_ADD, s->h, s->ff, n, s->x, s->dim);
+    mm_args a;
+    base_args(&a, gu[0], MM_SWIGLU, NULL, 0, n, NULL, 0);
+    a.xh = s->sh;
+    a.xl = s->sl;
+    a.nseg = 2;
+    set_seg(&a.seg[0], gu[0], NULL, 0);
+    set_seg(&a.seg[1], gu[1], NULL, 0);
+    if (s->hh && gemm_dense_ok(s, gu, 2) && gemm_swiglu_ok(&a) && wd->quantized) {
+        /* h in f16 straight from the GEMM: the down product's input */
+        a.yh = s->hh;
+        a.ldyh = s->ff;
+        e = launch_gemm_dequant(&a, s->wdq, s->st);
+        return e != cudaSuccess ? e : gemm_product(s, &wd, 1, NULL, NULL, MM_ADD, n, s->x, s->dim, s->hh, s->sl);
+    }
+    const int64_t off[2] = {0, s->ff};
+    e = gemm_product(s, gu, 2, NULL, off, MM_STORE, n, s->gu, 2 * s->ff, s->sh, s->sl);
+    if (e == cudaSuccess) e = launch_swiglu(s->gu, n, s->ff, s->h, s->st);
+    if (e == cudaSuccess) e = launch_split(s->h, s->ff, NULL, 0.0, n, s->ff, F16_IN(wd), s->sh, s->sl, s->st);
+    return e != cudaSuccess ? e : gemm_product(s, &wd, 1, NULL, NULL, MM_ADD, n, s->x, s->dim, s->sh, s->sl);
+#undef F16_IN
 }
 
 /* Everything of one step of n tokens; the logits (and their argmax) of the
@@ -683,6 +899,14 @@ static int m_set_option(void *state, const char *key, int64_t value)
             if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
             s->graph_state[i] = 0;
         }
+        return UQ_OK;
+    }
+    if (strcmp(key, "gemm_bn") == 0 && (value == 0 || value == 64 || value == 128)) {
+        uq_cuda_gemm_bn = (int)value;
+        return UQ_OK;
+    }
+    if (strcmp(key, "gemm_pipe") == 0) {
+        s->gemm_pipe = value != 0;
         return UQ_OK;
     }
     if (strcmp(key, "gemm_dequant") == 0) {
