@@ -1,20 +1,23 @@
-/* Rotary embeddings, the KV cache and causal attention (GQA), in fp32.
+/* Rotary embeddings, the KV cache and causal attention (GQA), fp32 caches.
  *
  * rope_store rotates q in place and writes rotated k and v into the cache at
  * the step's positions; the attention kernels then read the cache only.
  * Decode (and any head size): the positions of a (head, token) split over
- * up to 32 blocks, online softmax in each, the last block to finish
+ * up to 32 blocks, online softmax in fp32 in each, the last block to finish
  * combining the partial results. Prefill with head sizes 64 and 128: a
- * flash-attention kernel, 64 queries x 32 keys per tile through shared
- * memory. The first position and the sequence come from device memory
- * (dyn), so a captured graph serves every decode step. */
+ * flash-attention kernel on the tensor cores, 64 queries x 32 keys per tile
+ * through shared memory, operands split into two f16 halves. The first
+ * position and the sequence come from device memory (dyn), so a captured
+ * graph serves every decode step. */
 #include "common.cuh"
 
 /* The rotate-half pairs (i, i + d/2) with the context's cos / sin tables,
- * rounded as src/runtime/ops.c rounds them. A block per token: the query
- * heads rotated in place, the key heads rotated into the cache, the values
- * stored, a pair (or a value) per thread and step. */
+ * rounded as src/runtime/ops.c rounds them. ROPE_SPLIT blocks per token
+ * (enough loads in flight): the query heads rotated in place, the key heads
+ * rotated into the cache, the values stored, a pair (or a value) per thread
+ * and step. */
 #define ROPE_T 256
+#define ROPE_SPLIT 4 /* blocks per token */
 __global__ void __launch_bounds__(ROPE_T) rope_store_kernel(attn_args a)
 {
     pdl_trigger();
@@ -27,7 +30,8 @@ __global__ void __launch_bounds__(ROPE_T) rope_store_kernel(attn_args a)
     float *kc = a.kc + seq * a.seq_stride + pos * a.kv_dim;
     float *vc = a.vc + seq * a.seq_stride + pos * a.kv_dim;
     const int nq = a.n_heads * half, nk = a.n_kv * half;
-    for (int j = threadIdx.x; j < nq + nk; j += ROPE_T) {
+    const int j0 = blockIdx.y * ROPE_T + threadIdx.x, step = ROPE_T * ROPE_SPLIT;
+    for (int j = j0; j < nq + nk; j += step) {
         const int kh = j >= nq, jj = kh ? j - nq : j, h = jj / half, i = jj - h * half;
         const float *x = (kh ? k : q) + h * hd;
         const float x0 = x[i], x1 = x[i + half], c = cs[i], s = sn[i];
@@ -35,13 +39,13 @@ __global__ void __launch_bounds__(ROPE_T) rope_store_kernel(attn_args a)
         o[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
         o[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
     }
-    for (int64_t i = threadIdx.x; i < a.kv_dim; i += ROPE_T) vc[i] = v[i];
+    for (int64_t i = j0; i < a.kv_dim; i += step) vc[i] = v[i];
 }
 
 cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st)
 {
     void *args[] = {(void *)a};
-    return launch_kernel((const void *)rope_store_kernel, dim3(a->n), dim3(ROPE_T), 0, st, args);
+    return launch_kernel((const void *)rope_store_kernel, dim3(a->n, ROPE_SPLIT), dim3(ROPE_T), 0, st, args);
 }
 
 /* ---------------------------------------------------------------- decode */
@@ -309,158 +313,210 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
 
 /* --------------------------------------------------------------- prefill */
 
-#define FA_BQ 64
-#define FA_BK 32
-#define FA_T 256
+/* Flash attention on the tensor cores (head sizes 64 and 128): a block of 4
+ * warps takes 64 queries of a head (16 a warp) and walks the keys up to its
+ * last query in tiles of 32 through shared memory, the newest query tiles
+ * first (they have the most keys). Scores and the probability-weighted
+ * values are m16n8k16 f16 MMAs on operands split in two f16 halves, x = hi +
+ * lo, with the three products hi hi + hi lo + lo hi (about 21 significant
+ * bits, fp32 accumulation): close to the fp32 kernel's results. Online
+ * softmax in fp32 per query row (expf), the scores scaled by 1/sqrt(d) as
+ * in ops.c; the probabilities become the A operand of the value product in
+ * registers. */
+#define FT_BQ 64
+#define FT_BK 32
+#define FT_T 128
 
-/* 16 x 16 threads: ty owns queries ty + 16 i (i < 4), tx owns keys tx + 16 j
- * (j < 2) of a key tile and output columns 4 tx + 64 c (c < D / 64). */
-__device__ __forceinline__ void attn_flash_body(const attn_args *a, const int D)
+/* 4 fp32 values as 4 hi and 4 lo f16 values at hi[0..3], lo[0..3] */
+__device__ __forceinline__ void ft_split4(float4 v, uint16_t *hi, uint16_t *lo)
 {
-    extern __shared__ __align__(16) float fsm[];
+    uint32_t h0, l0, h1, l1;
+    split_f16x2(v.x, v.y, &h0, &l0);
+    split_f16x2(v.z, v.w, &h1, &l1);
+    *(uint2 *)hi = make_uint2(h0, h1);
+    *(uint2 *)lo = make_uint2(l0, l1);
+}
+
+__device__ __forceinline__ void mma3(float *c, const uint32_t *ah, const uint32_t *al, const uint32_t *bh,
+                                     const uint32_t *bl)
+{
+    mma_f16(c, ah, bh);
+    mma_f16(c, ah, bl);
+    mma_f16(c, al, bh);
+}
+
+template <int D> static constexpr size_t ft_smem() { return (size_t)2 * (FT_BQ + 2 * FT_BK) * (D + 8) * 2; }
+
+template <int D>
+__global__ void __launch_bounds__(FT_T) attn_flash_tc(attn_args a)
+{
+    constexpr int LD = D + 8; /* 16-bit values per shared row: ldmatrix rows on distinct banks */
+    extern __shared__ __align__(16) uint16_t ftsm[];
+    uint16_t *Qh = ftsm, *Ql = Qh + FT_BQ * LD, *Kh = Ql + FT_BQ * LD, *Kl = Kh + FT_BK * LD;
+    uint16_t *Vh = Kl + FT_BK * LD, *Vl = Vh + FT_BK * LD;
     pdl_trigger();
     pdl_wait();
-    const int QS = D + 4, KS = D + 4, PS = FA_BK + 4;
-    float *Qs = fsm, *Ks = Qs + FA_BQ * QS, *Vs = Ks + FA_BK * KS, *Ps = Vs + FA_BK * D;
-    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
-    const int h = blockIdx.y, q0 = blockIdx.x * FA_BQ;
-    const int kvh = h / (a->n_heads / a->n_kv);
-    const int64_t pos0 = a->dyn[0], seq = a->dyn[1];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int h = blockIdx.y, q0 = (int)(gridDim.x - 1 - blockIdx.x) * FT_BQ;
+    const int kvh = h / (a.n_heads / a.n_kv);
+    const int64_t pos0 = a.dyn[0], seq = a.dyn[1];
     const float scale = 1.0f / sqrtf((float)D);
-    const int nq = a->n - q0 < FA_BQ ? a->n - q0 : FA_BQ;
-    const float *kc = a->kc + seq * a->seq_stride + kvh * D, *vc = a->vc + seq * a->seq_stride + kvh * D;
+    const int nq = a.n - q0 < FT_BQ ? a.n - q0 : FT_BQ;
+    const float *kc = a.kc + seq * a.seq_stride + kvh * D, *vc = a.vc + seq * a.seq_stride + kvh * D;
 
-    for (int idx = tid; idx < FA_BQ * (D / 4); idx += FA_T) {
-        int r = idx / (D / 4), c = idx % (D / 4);
+    for (int idx = tid; idx < FT_BQ * (D / 4); idx += FT_T) {
+        const int r = idx / (D / 4), c = (idx % (D / 4)) * 4;
         float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (r < nq) v = *(const float4 *)(a->qkv + (int64_t)(q0 + r) * a->ldq + h * D + c * 4);
-        *(float4 *)(Qs + r * QS + c * 4) = v;
+        if (r < nq) v = *(const float4 *)(a.qkv + (int64_t)(q0 + r) * a.ldq + h * D + c);
+        ft_split4(v, Qh + r * LD + c, Ql + r * LD + c);
     }
-    float m[4], l[4], o[4][8];
+    const int g = lane >> 2, c2 = (lane & 3) * 2;
+    const int64_t qa = pos0 + q0 + warp * 16 + g, qb = qa + 8; /* positions of the thread's two rows */
+    const int64_t kend = pos0 + q0 + nq;                        /* keys [0, kend) */
+    float o[D / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        m[i] = -INFINITY;
-        l[i] = 0.0f;
+    for (int t = 0; t < D / 8; t++)
 #pragma unroll
-        for (int c = 0; c < 8; c++) o[i][c] = 0.0f;
-    }
-    const int64_t kend = pos0 + q0 + nq; /* keys [0, kend) */
-    for (int64_t kb = 0; kb < kend; kb += FA_BK) {
+        for (int e = 0; e < 4; e++) o[t][e] = 0.0f;
+
+    for (int64_t kb = 0; kb < kend; kb += FT_BK) {
         __syncthreads();
-        for (int idx = tid; idx < FA_BK * (D / 4); idx += FA_T) {
-            int r = idx / (D / 4), c = idx % (D / 4);
+        for (int idx = tid; idx < FT_BK * (D / 4); idx += FT_T) {
+            const int r = idx / (D / 4), c = (idx % (D / 4)) * 4;
             float4 kv = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vv = kv;
             if (kb + r < kend) {
-                kv = *(const float4 *)(kc + (kb + r) * a->kv_dim + c * 4);
-                vv = *(const float4 *)(vc + (kb + r) * a->kv_dim + c * 4);
+                kv = *(const float4 *)(kc + (kb + r) * a.kv_dim + c);
+                vv = *(const float4 *)(vc + (kb + r) * a.kv_dim + c);
             }
-            *(float4 *)(Ks + r * KS + c * 4) = kv;
-            *(float4 *)(Vs + r * D + c * 4) = vv;
+            ft_split4(kv, Kh + r * LD + c, Kl + r * LD + c);
+            ft_split4(vv, Vh + r * LD + c, Vl + r * LD + c);
         }
         __syncthreads();
-        float s[4][2];
+        if (pos0 + q0 + warp * 16 + 15 < kb) continue; /* every key of the tile after the warp's queries */
+
+        float sc[FT_BK / 8][4];
 #pragma unroll
-        for (int i = 0; i < 4; i++)
+        for (int t = 0; t < FT_BK / 8; t++)
 #pragma unroll
-            for (int j = 0; j < 2; j++) s[i][j] = 0.0f;
-        for (int d = 0; d < D; d += 4) {
-            float4 qv[4], kv[2];
+            for (int e = 0; e < 4; e++) sc[t][e] = 0.0f;
 #pragma unroll
-            for (int i = 0; i < 4; i++) qv[i] = *(const float4 *)(Qs + (ty + 16 * i) * QS + d);
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t ah[4], al[4];
+            const int qr = warp * 16 + (lane & 15), qc = kk * 16 + (lane >> 4) * 8;
+            ldmatrix_x4(ah, Qh + qr * LD + qc);
+            ldmatrix_x4(al, Ql + qr * LD + qc);
 #pragma unroll
-            for (int j = 0; j < 2; j++) kv[j] = *(const float4 *)(Ks + (tx + 16 * j) * KS + d);
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    s[i][j] = fmaf(qv[i].x, kv[j].x, s[i][j]);
-                    s[i][j] = fmaf(qv[i].y, kv[j].y, s[i][j]);
-                    s[i][j] = fmaf(qv[i].z, kv[j].z, s[i][j]);
-                    s[i][j] = fmaf(qv[i].w, kv[j].w, s[i][j]);
-                }
+            for (int np = 0; np < FT_BK / 16; np++) {
+                uint32_t bh[4], bl[4];
+                const int kr = np * 16 + (lane & 7) + ((lane >> 4) << 3), kc2 = kk * 16 + ((lane >> 3) & 1) * 8;
+                ldmatrix_x4(bh, Kh + kr * LD + kc2);
+                ldmatrix_x4(bl, Kl + kr * LD + kc2);
+                mma3(sc[2 * np], ah, al, bh, bl);
+                mma3(sc[2 * np + 1], ah, al, bh + 2, bl + 2);
+            }
         }
+        /* scale, causal mask, online softmax of the thread's rows a (e < 2) and b */
+        float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int64_t qpos = pos0 + q0 + ty + 16 * i;
-            float mx = -INFINITY;
+        for (int t = 0; t < FT_BK / 8; t++)
 #pragma unroll
-            for (int j = 0; j < 2; j++) {
-                const int64_t kpos = kb + tx + 16 * j;
-                s[i][j] = kpos <= qpos && kpos < kend ? s[i][j] * scale : -INFINITY;
-                mx = fmaxf(mx, s[i][j]);
+            for (int e = 0; e < 4; e++) {
+                const int64_t key = kb + t * 8 + c2 + (e & 1);
+                const float v = sc[t][e] * scale;
+                sc[t][e] = key <= (e < 2 ? qa : qb) && key < kend ? v : -INFINITY;
+                mx[e >> 1] = fmaxf(mx[e >> 1], sc[t][e]);
             }
+        float corr[2], sum[2] = {0.0f, 0.0f};
 #pragma unroll
-            for (int off = 8; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            const float mn = fmaxf(m[i], mx);
-            const float corr = mn == -INFINITY ? 1.0f : expf(m[i] - mn);
-            float sum = 0.0f;
-#pragma unroll
-            for (int j = 0; j < 2; j++) {
-                float p = s[i][j] == -INFINITY ? 0.0f : expf(s[i][j] - mn);
-                Ps[(ty + 16 * i) * PS + tx + 16 * j] = p;
-                sum += p;
-            }
-#pragma unroll
-            for (int off = 8; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-            l[i] = l[i] * corr + sum;
+        for (int i = 0; i < 2; i++) {
+            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+            const float mn = fmaxf(m[i], mx[i]);
+            corr[i] = mn == -INFINITY ? 1.0f : expf(m[i] - mn);
             m[i] = mn;
-#pragma unroll
-            for (int c = 0; c < 8; c++) o[i][c] *= corr;
         }
-        __syncthreads();
-        for (int kk = 0; kk < FA_BK; kk++) {
-            float p[4];
 #pragma unroll
-            for (int i = 0; i < 4; i++) p[i] = Ps[(ty + 16 * i) * PS + kk];
+        for (int t = 0; t < FT_BK / 8; t++)
 #pragma unroll
-            for (int c = 0; c < 2; c++) {
-                if (c * 64 >= D) break;
-                float4 v = *(const float4 *)(Vs + kk * D + c * 64 + tx * 4);
+            for (int e = 0; e < 4; e++) {
+                const float p = sc[t][e] == -INFINITY ? 0.0f : expf(sc[t][e] - m[e >> 1]);
+                sc[t][e] = p;
+                sum[e >> 1] += p;
+            }
 #pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    o[i][c * 4] = fmaf(p[i], v.x, o[i][c * 4]);
-                    o[i][c * 4 + 1] = fmaf(p[i], v.y, o[i][c * 4 + 1]);
-                    o[i][c * 4 + 2] = fmaf(p[i], v.z, o[i][c * 4 + 2]);
-                    o[i][c * 4 + 3] = fmaf(p[i], v.w, o[i][c * 4 + 3]);
-                }
+        for (int i = 0; i < 2; i++) {
+            sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 1);
+            sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
+            l[i] = l[i] * corr[i] + sum[i];
+        }
+#pragma unroll
+        for (int t = 0; t < D / 8; t++) {
+            o[t][0] *= corr[0];
+            o[t][1] *= corr[0];
+            o[t][2] *= corr[1];
+            o[t][3] *= corr[1];
+        }
+        /* o += p v: the score tiles 2j, 2j + 1 are the A operand of keys 16j.. */
+#pragma unroll
+        for (int j = 0; j < FT_BK / 16; j++) {
+            uint32_t ph[4], pl[4];
+            split_f16x2(sc[2 * j][0], sc[2 * j][1], &ph[0], &pl[0]);
+            split_f16x2(sc[2 * j][2], sc[2 * j][3], &ph[1], &pl[1]);
+            split_f16x2(sc[2 * j + 1][0], sc[2 * j + 1][1], &ph[2], &pl[2]);
+            split_f16x2(sc[2 * j + 1][2], sc[2 * j + 1][3], &ph[3], &pl[3]);
+#pragma unroll
+            for (int dp = 0; dp < D / 16; dp++) {
+                uint32_t vh[4], vl[4];
+                const int vr = j * 16 + (lane & 15), vcol = dp * 16 + (lane >> 4) * 8;
+                ldmatrix_x4_trans(vh, Vh + vr * LD + vcol);
+                ldmatrix_x4_trans(vl, Vl + vr * LD + vcol);
+                mma3(o[2 * dp], ph, pl, vh, vl);
+                mma3(o[2 * dp + 1], ph, pl, vh + 2, vl + 2);
             }
         }
     }
+    const float inv[2] = {1.0f / l[0], 1.0f / l[1]};
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int qi = ty + 16 * i;
+    for (int i = 0; i < 2; i++) {
+        const int qi = warp * 16 + g + i * 8;
         if (qi >= nq) continue;
-        float *out = a->out + (int64_t)(q0 + qi) * a->q_dim + h * D;
-        const float inv = 1.0f / l[i];
+        const int64_t off = (int64_t)(q0 + qi) * a.q_dim + h * D + c2;
 #pragma unroll
-        for (int c = 0; c < 2; c++) {
-            if (c * 64 >= D) break;
-            *(float4 *)(out + c * 64 + tx * 4) =
-                make_float4(o[i][c * 4] * inv, o[i][c * 4 + 1] * inv, o[i][c * 4 + 2] * inv, o[i][c * 4 + 3] * inv);
+        for (int t = 0; t < D / 8; t++) {
+            const float v0 = o[t][i * 2] * inv[i], v1 = o[t][i * 2 + 1] * inv[i];
+            if (a.out_h) {
+                /* the O product's input, as split_kernel splits it */
+                uint32_t hi, lo;
+                split_f16x2(v0, v1, &hi, &lo);
+                *(uint32_t *)(a.out_h + off + t * 8) = hi;
+                if (a.out_l) *(uint32_t *)(a.out_l + off + t * 8) = lo;
+            } else {
+                *(float2 *)(a.out + off + t * 8) = make_float2(v0, v1);
+            }
         }
     }
 }
 
-__global__ void __launch_bounds__(FA_T) attn_flash64(attn_args a) { attn_flash_body(&a, 64); }
-__global__ void __launch_bounds__(FA_T) attn_flash128(attn_args a) { attn_flash_body(&a, 128); }
-
-static size_t flash_smem(int D) { return sizeof(float) * ((size_t)FA_BQ * (D + 4) + FA_BK * (D + 4) + FA_BK * D + FA_BQ * (FA_BK + 4)); }
-
 cudaError_t attention_setup(void)
 {
-    cudaError_t e = cudaFuncSetAttribute(attn_flash64, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem(64));
+    cudaError_t e = cudaFuncSetAttribute(attn_flash_tc<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ft_smem<64>());
     if (e == cudaSuccess)
-        e = cudaFuncSetAttribute(attn_flash128, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem(128));
+        e = cudaFuncSetAttribute(attn_flash_tc<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ft_smem<128>());
     return e;
+}
+
+int attn_prefill_kernel(int64_t head_dim, int64_t kv_dim, int64_t ldq)
+{
+    return (head_dim == 64 || head_dim == 128) && kv_dim % 4 == 0 && ldq % 4 == 0;
 }
 
 cudaError_t launch_attention(const attn_args *a, int prefill, cudaStream_t st)
 {
     void *args[] = {(void *)a};
-    if (prefill && (a->head_dim == 64 || a->head_dim == 128) && a->kv_dim % 4 == 0 && a->ldq % 4 == 0) {
-        dim3 grid((unsigned)((a->n + FA_BQ - 1) / FA_BQ), (unsigned)a->n_heads);
-        const void *fn = a->head_dim == 64 ? (const void *)attn_flash64 : (const void *)attn_flash128;
-        return launch_kernel(fn, grid, dim3(FA_T), flash_smem(a->head_dim), st, args);
+    if (prefill && attn_prefill_kernel(a->head_dim, a->kv_dim, a->ldq)) {
+        dim3 grid((unsigned)((a->n + FT_BQ - 1) / FT_BQ), (unsigned)a->n_heads);
+        if (a->head_dim == 64) return launch_kernel((const void *)attn_flash_tc<64>, grid, dim3(FT_T), ft_smem<64>(), st, args);
+        return launch_kernel((const void *)attn_flash_tc<128>, grid, dim3(FT_T), ft_smem<128>(), st, args);
     }
     dim3 grid((unsigned)a->n_heads, (unsigned)DEC_SPLITS, (unsigned)a->n);
     return launch_kernel((const void *)attn_decode_kernel, grid, dim3(DEC_T), 0, st, args);

@@ -110,6 +110,44 @@ static inline cudaError_t launch_kernel(const void *fn, dim3 grid, dim3 block, s
 
 /* ------------------------------------------------------- device helpers */
 
+/* Tensor-core pieces shared by the GEMM and attention: four 8 x 8 matrices
+ * of 16-bit values from shared memory (transposed: for a B operand stored
+ * k-major), and the m16n8k16 f16 MMA with fp32 accumulation. */
+__device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *smem)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *smem)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
+__device__ __forceinline__ void mma_f16(float *c, const uint32_t *a, const uint32_t *b)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* v = hi + lo in f16 (hi rounded to nearest, lo the rest rounded): two
+ * 16-bit values packed in a word per pair. */
+__device__ __forceinline__ void split_f16x2(float a, float b, uint32_t *hi, uint32_t *lo)
+{
+    const __half2 h = __floats2half2_rn(a, b);
+    const float2 hf = __half22float2(h);
+    const __half2 l = __floats2half2_rn(a - hf.x, b - hf.y);
+    *hi = *(const uint32_t *)&h;
+    *lo = *(const uint32_t *)&l;
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll
@@ -226,10 +264,13 @@ typedef struct attn_args {
     float *scratch;      /* [n][heads][32 splits][258] partial results */
     int *counters;       /* [n][heads], zero between launches */
     int fused;           /* one token, decode kernel: RoPE and the cache store done by it */
+    uint16_t *out_h, *out_l; /* prefill kernel, when out_h is set: out split into f16 halves (out_l may be NULL) */
 } attn_args;
 cudaError_t attention_setup(void);
 cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st);
 cudaError_t launch_attention(const attn_args *a, int prefill, cudaStream_t st);
+/* Whether prefill attention takes the tensor-core kernel (which honours out_h). */
+int attn_prefill_kernel(int64_t head_dim, int64_t kv_dim, int64_t ldq);
 
 /* bench_kernels.cu (see bench_gemv in cuda_module.h) */
 int bench_gemv(int64_t rows, int64_t cols, int bits, int group, int batch, int variant, double *out, char *err,

@@ -62,7 +62,8 @@ cudaError_t launch_rmsnorm(const float *x, const float *w, float *out, int n, in
     return launch_kernel((const void *)rmsnorm_kernel, dim3(n), dim3(BLOCK), 0, st, args);
 }
 
-/* x = hi + lo in bf16 (or f16) pairs, one token per block; with norm_w,
+/* x = hi + lo in bf16 (or f16) pairs, one token per block (lo may be NULL:
+ * quantized weights use hi only); with norm_w,
  * x is first normalized exactly as rmsnorm_kernel does (same block size,
  * same order of the sums). */
 __global__ void __launch_bounds__(BLOCK) split_kernel(const float *x, int64_t ldx, const float *norm_w, double eps,
@@ -72,7 +73,7 @@ __global__ void __launch_bounds__(BLOCK) split_kernel(const float *x, int64_t ld
     pdl_wait();
     __shared__ double red[BLOCK / 32];
     const float *xr = x + blockIdx.x * ldx;
-    uint16_t *h = hi + blockIdx.x * K, *l = lo + blockIdx.x * K;
+    uint16_t *h = hi + blockIdx.x * K, *l = lo ? lo + blockIdx.x * K : NULL;
     float inv = 1.0f;
     if (norm_w) {
         double ss = 0;
@@ -80,18 +81,35 @@ __global__ void __launch_bounds__(BLOCK) split_kernel(const float *x, int64_t ld
         ss = block_sum_d(ss, red);
         inv = (float)(1.0 / sqrt(ss / (double)K + eps));
     }
+    if (f16 && (K & 3) == 0 && (ldx & 3) == 0) {
+        /* four values per thread and step */
+        for (int64_t i = threadIdx.x * 4; i < K; i += blockDim.x * 4) {
+            float4 v = *(const float4 *)(xr + i);
+            if (norm_w) {
+                const float4 w = *(const float4 *)(norm_w + i);
+                v = make_float4(__fmul_rn(w.x, __fmul_rn(v.x, inv)), __fmul_rn(w.y, __fmul_rn(v.y, inv)),
+                                __fmul_rn(w.z, __fmul_rn(v.z, inv)), __fmul_rn(w.w, __fmul_rn(v.w, inv)));
+            }
+            uint32_t h0, l0, h1, l1;
+            split_f16x2(v.x, v.y, &h0, &l0);
+            split_f16x2(v.z, v.w, &h1, &l1);
+            *(uint2 *)(h + i) = make_uint2(h0, h1);
+            if (lo) *(uint2 *)(l + i) = make_uint2(l0, l1);
+        }
+        return;
+    }
     for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
         const float v = norm_w ? __fmul_rn(norm_w[i], __fmul_rn(xr[i], inv)) : xr[i];
         if (f16) {
             __half a = __float2half_rn(v);
             __half b = __float2half_rn(v - __half2float(a));
             h[i] = __half_as_ushort(a);
-            l[i] = __half_as_ushort(b);
+            if (lo) l[i] = __half_as_ushort(b);
         } else {
             __nv_bfloat16 a = __float2bfloat16_rn(v);
             __nv_bfloat16 b = __float2bfloat16_rn(v - __bfloat162float(a));
             h[i] = __bfloat16_as_ushort(a);
-            l[i] = __bfloat16_as_ushort(b);
+            if (lo) l[i] = __bfloat16_as_ushort(b);
         }
     }
 }

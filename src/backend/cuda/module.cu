@@ -564,7 +564,7 @@ static cudaError_t mm_swiglu(mstate *s, const dmat *wg, const dmat *wu, const fl
 
 /* ------------------------------------------------------------ forward */
 
-static cudaError_t run_attention(mstate *s, int64_t l, int n);
+static cudaError_t run_attention(mstate *s, int64_t l, int n, uint16_t *out_h);
 static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n);
 static int layer_gemm_ok(const mstate *s, const dlayer *L, int n);
 
@@ -585,7 +585,7 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
             e = mm_fused(s, qkv, 3, qkv_bias, qkv_off, MM_STORE, s->xn, s->dim, n, s->qkv, s->ldq, NULL);
     }
     if (e != cudaSuccess) return e;
-    if ((e = run_attention(s, l, n)) != cudaSuccess) return e;
+    if ((e = run_attention(s, l, n, NULL)) != cudaSuccess) return e;
     if ((e = mm_one(s, &L->wo, L->bo, 0, MM_ADD, s->att, s->q_dim, n, s->x, s->dim)) != cudaSuccess) return e;
     const dmat *gu[2] = {&L->wg, &L->wu};
     if (gemv_fusable(s, gu, 2, n)) {
@@ -598,11 +598,13 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
     return mm_one(s, &L->wd, NULL, 0, MM_ADD, s->h, s->ff, n, s->x, s->dim);
 }
 
-/* RoPE, the cache store and attention of layer l: s->qkv to s->att. */
-static cudaError_t run_attention(mstate *s, int64_t l, int n)
+/* RoPE, the cache store and attention of layer l: s->qkv to s->att, or
+ * (out_h, prefill kernel) straight to the O product's f16 input. */
+static cudaError_t run_attention(mstate *s, int64_t l, int n, uint16_t *out_h)
 {
     cudaError_t e;
     attn_args aa;
+    memset(&aa, 0, sizeof aa);
     aa.qkv = s->qkv;
     aa.ldq = s->ldq;
     aa.kc = s->kc + l * s->n_ctx * s->kv_dim;
@@ -628,6 +630,7 @@ static cudaError_t run_attention(mstate *s, int64_t l, int n)
     aa.counters = s->att_counters;
     /* one token through the decode kernel: RoPE and the cache store in it */
     aa.fused = n == 1 && n < s->gemm_min && s->hd % 4 == 0 && s->kv_dim % 4 == 0;
+    aa.out_h = out_h;
     if (!aa.fused && (e = launch_rope_store(&aa, s->st)) != cudaSuccess) return e;
     return launch_attention(&aa, n >= s->gemm_min, s->st);
 }
@@ -656,6 +659,13 @@ static cudaError_t gemm_product(mstate *s, const dmat *const *w, int nw, const f
     a.nseg = nw;
     for (int i = 0; i < nw; i++) set_seg(&a.seg[i], w[i], bias ? bias[i] : NULL, off ? off[i] : 0);
     return gemm_launch(s, w, nw, &a);
+}
+
+/* Whether attention of n tokens takes the prefill kernel, which can write
+ * its output as f16 halves. */
+static int attn_f16_ok(const mstate *s, int n)
+{
+    return n >= s->gemm_min && attn_prefill_kernel(s->hd, s->kv_dim, s->ldq);
 }
 
 /* The arguments of product p (0 q/k/v, 1 o, 2 gate/up in the SwiGLU mode,
@@ -747,14 +757,16 @@ static cudaError_t run_layer_pipe(mstate *s, int64_t l, int n)
         if (e == cudaSuccess) e = pipe_dequant(s, 0, 0, n);
         if (e == cudaSuccess) e = pipe_dequant(s, 0, 1, n);
     }
-    if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, 1, s->sh, s->sl, s->st);
+    if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, 1, s->sh, NULL, s->st);
     if (e == cudaSuccess) e = pipe_gemm(s, l, 0, n);
     if (e == cudaSuccess) e = pipe_dequant(s, l, 2, n);
-    if (e == cudaSuccess) e = run_attention(s, l, n);
-    if (e == cudaSuccess) e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, 1, s->sh, s->sl, s->st);
+    /* attention writes the O product's f16 input itself */
+    if (e == cudaSuccess) e = run_attention(s, l, n, attn_f16_ok(s, n) ? s->sh : NULL);
+    if (e == cudaSuccess && !attn_f16_ok(s, n))
+        e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, 1, s->sh, NULL, s->st);
     if (e == cudaSuccess) e = pipe_gemm(s, l, 1, n);
     if (e == cudaSuccess) e = pipe_dequant(s, l, 3, n);
-    if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->ffn_norm, s->eps, n, s->dim, 1, s->sh, s->sl, s->st);
+    if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->ffn_norm, s->eps, n, s->dim, 1, s->sh, NULL, s->st);
     if (e == cudaSuccess) e = pipe_gemm(s, l, 2, n);
     if (e == cudaSuccess && l + 1 < s->nl) e = pipe_dequant(s, l + 1, 0, n);
     if (e == cudaSuccess) e = pipe_gemm(s, l, 3, n);
@@ -771,12 +783,15 @@ static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n)
     const int64_t qkv_off[3] = {0, s->q_dim, s->q_dim + s->kv_dim};
     const dmat *wo = &L->wo, *wd = &L->wd, *gu[2] = {&L->wg, &L->wu};
 #define F16_IN(w) (dmat_fmt(w) != FMT_BF16)
-    cudaError_t e = launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, F16_IN(&L->wq), s->sh, s->sl, s->st);
+#define LO(w) ((w)->quantized ? NULL : s->sl)
+    cudaError_t e =
+        launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, F16_IN(&L->wq), s->sh, LO(&L->wq), s->st);
     if (e == cudaSuccess) e = gemm_product(s, qkv, 3, qkv_bias, qkv_off, MM_STORE, n, s->qkv, s->ldq, s->sh, s->sl);
-    if (e == cudaSuccess) e = run_attention(s, l, n);
-    if (e == cudaSuccess) e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, F16_IN(wo), s->sh, s->sl, s->st);
+    if (e == cudaSuccess) e = run_attention(s, l, n, NULL);
+    if (e == cudaSuccess) e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, F16_IN(wo), s->sh, LO(wo), s->st);
     if (e == cudaSuccess) e = gemm_product(s, &wo, 1, &L->bo, NULL, MM_ADD, n, s->x, s->dim, s->sh, s->sl);
-    if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->ffn_norm, s->eps, n, s->dim, F16_IN(gu[0]), s->sh, s->sl, s->st);
+    if (e == cudaSuccess)
+        e = launch_split(s->x, s->dim, L->ffn_norm, s->eps, n, s->dim, F16_IN(gu[0]), s->sh, LO(gu[0]), s->st);
     if (e != cudaSuccess) return e;
     mm_args a;
     base_args(&a, gu[0], MM_SWIGLU, NULL, 0, n, NULL, 0);
@@ -795,9 +810,10 @@ static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n)
     const int64_t off[2] = {0, s->ff};
     e = gemm_product(s, gu, 2, NULL, off, MM_STORE, n, s->gu, 2 * s->ff, s->sh, s->sl);
     if (e == cudaSuccess) e = launch_swiglu(s->gu, n, s->ff, s->h, s->st);
-    if (e == cudaSuccess) e = launch_split(s->h, s->ff, NULL, 0.0, n, s->ff, F16_IN(wd), s->sh, s->sl, s->st);
+    if (e == cudaSuccess) e = launch_split(s->h, s->ff, NULL, 0.0, n, s->ff, F16_IN(wd), s->sh, LO(wd), s->st);
     return e != cudaSuccess ? e : gemm_product(s, &wd, 1, NULL, NULL, MM_ADD, n, s->x, s->dim, s->sh, s->sl);
 #undef F16_IN
+#undef LO
 }
 
 /* Everything of one step of n tokens; the logits (and their argmax) of the
