@@ -197,6 +197,22 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* Prefill tokens/s (median of repeat runs, tp their scratch) with option
+ * key set to value, then back to restore. */
+static double prefill_with(uq_context *c, const char *key, int64_t value, int64_t restore, const int32_t *ids,
+                           int prompt, float *logits, double *tp, int repeat)
+{
+    if (uq_cuda_set_option(c, key, value) != UQ_OK) die("option");
+    for (int r = 0; r < repeat; r++) {
+        uq_context_reset(c, -1);
+        double t0 = now();
+        if (uq_forward_last(c, ids, (size_t)prompt, logits) != UQ_OK) die("prefill");
+        tp[r] = now() - t0;
+    }
+    if (uq_cuda_set_option(c, key, restore) != UQ_OK) die("option");
+    return prompt / median(tp, repeat);
+}
+
 int main(int argc, char **argv)
 {
     int json = 0, no_model = 0, no_gemv = 0, variants = 0, keep = 0, layers = 32, prompt = 512, decode = 128, repeat = 3, cpu_quant = 0;
@@ -343,39 +359,13 @@ int main(int argc, char **argv)
         }
         prefill_tps = prompt / median(tp, repeat);
         decode_deep_tps = decode / median(td, repeat);
-        /* prefill with the weights dequantized inside the GEMM's loop */
-        if (uq_cuda_set_option(c, "gemm_dequant", 0) != UQ_OK) die("option");
-        for (int r = 0; r < repeat; r++) {
-            uq_context_reset(c, -1);
-            double t0 = now();
-            if (uq_forward_last(c, ids, (size_t)prompt, logits) != UQ_OK) die("prefill");
-            tp[r] = now() - t0;
-        }
-        prefill_inloop_tps = prompt / median(tp, repeat);
-        if (uq_cuda_set_option(c, "gemm_dequant", 1) != UQ_OK) die("option");
-        /* prefill with one token tile for every dense GEMM */
-        double prefill_bn_tps[2];
-        for (int b = 0; b < 2; b++) {
-            if (uq_cuda_set_option(c, "gemm_bn", b ? 64 : 128) != UQ_OK) die("option");
-            for (int r = 0; r < repeat; r++) {
-                uq_context_reset(c, -1);
-                double t0 = now();
-                if (uq_forward_last(c, ids, (size_t)prompt, logits) != UQ_OK) die("prefill");
-                tp[r] = now() - t0;
-            }
-            prefill_bn_tps[b] = prompt / median(tp, repeat);
-        }
-        if (uq_cuda_set_option(c, "gemm_bn", 0) != UQ_OK) die("option");
-        /* prefill with each product's weights expanded on the main stream */
-        if (uq_cuda_set_option(c, "gemm_pipe", 0) != UQ_OK) die("option");
-        for (int r = 0; r < repeat; r++) {
-            uq_context_reset(c, -1);
-            double t0 = now();
-            if (uq_forward_last(c, ids, (size_t)prompt, logits) != UQ_OK) die("prefill");
-            tp[r] = now() - t0;
-        }
-        const double prefill_nopipe_tps = prompt / median(tp, repeat);
-        if (uq_cuda_set_option(c, "gemm_pipe", 1) != UQ_OK) die("option");
+        /* prefill with the weights dequantized inside the GEMM's loop, with
+         * one token tile for every dense GEMM, with each product's weights
+         * expanded on the main stream */
+        prefill_inloop_tps = prefill_with(c, "gemm_dequant", 0, 1, ids, prompt, logits, tp, repeat);
+        const double prefill_bn_tps[2] = {prefill_with(c, "gemm_bn", 128, 0, ids, prompt, logits, tp, repeat),
+                                          prefill_with(c, "gemm_bn", 64, 0, ids, prompt, logits, tp, repeat)};
+        const double prefill_nopipe_tps = prefill_with(c, "gemm_pipe", 0, 1, ids, prompt, logits, tp, repeat);
         for (int r = 0; r < repeat; r++) {
             uq_context_reset(c, -1);
             tok = ids[0];

@@ -719,28 +719,23 @@ static int layer_pipe_ok(mstate *s, const dlayer *L)
     return gemm_swiglu_ok(&a);
 }
 
-/* Product p of layer l expanded on the second stream into scratch b, once
- * the GEMM that last read b is done. */
-static cudaError_t pipe_dequant(mstate *s, int64_t l, int p, int n)
+/* Product p of layer l through scratch b = p % 2: expanded on the second
+ * stream once the GEMM that last read b is done (gemm 0), or its GEMM on
+ * the main stream once the expansion is done (gemm 1). */
+static cudaError_t pipe_launch(mstate *s, int64_t l, int p, int n, int gemm)
 {
     const int b = p & 1;
+    cudaStream_t st = gemm ? s->st : s->st2;
+    uint16_t *scratch = b ? s->wdq2 : s->wdq;
     mm_args a;
     layer_args(s, l, p, n, &a);
-    cudaError_t e = cudaStreamWaitEvent(s->st2, s->ev_used[b], 0);
-    if (e == cudaSuccess) e = launch_dequant(&a, b ? s->wdq2 : s->wdq, s->st2);
-    return e != cudaSuccess ? e : cudaEventRecord(s->ev_ready[b], s->st2);
+    cudaError_t e = cudaStreamWaitEvent(st, gemm ? s->ev_ready[b] : s->ev_used[b], 0);
+    if (e == cudaSuccess) e = gemm ? launch_gemm_dense(&a, scratch, st) : launch_dequant(&a, scratch, st);
+    return e != cudaSuccess ? e : cudaEventRecord(gemm ? s->ev_used[b] : s->ev_ready[b], st);
 }
 
-/* Product p of layer l on the main stream, once its weights are expanded. */
-static cudaError_t pipe_gemm(mstate *s, int64_t l, int p, int n)
-{
-    const int b = p & 1;
-    mm_args a;
-    layer_args(s, l, p, n, &a);
-    cudaError_t e = cudaStreamWaitEvent(s->st, s->ev_ready[b], 0);
-    if (e == cudaSuccess) e = launch_gemm_dense(&a, b ? s->wdq2 : s->wdq, s->st);
-    return e != cudaSuccess ? e : cudaEventRecord(s->ev_used[b], s->st);
-}
+static cudaError_t pipe_dequant(mstate *s, int64_t l, int p, int n) { return pipe_launch(s, l, p, n, 0); }
+static cudaError_t pipe_gemm(mstate *s, int64_t l, int p, int n) { return pipe_launch(s, l, p, n, 1); }
 
 /* The pipelined layer: q/k/v and gate/up alternate in the first scratch, o
  * and down in the second, each product's weights expanded on the second
