@@ -197,6 +197,21 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* Greedy decode tokens/s from an empty context starting at token first
+ * (median of repeat runs of n tokens, td their scratch), sampled on the GPU. */
+static double decode_greedy(uq_context *c, int32_t first, int n, double *td, int repeat)
+{
+    for (int r = 0; r < repeat; r++) {
+        uq_context_reset(c, -1);
+        int32_t tok = first;
+        double t0 = now();
+        for (int i = 0; i < n; i++)
+            if (uq_cuda_forward_greedy(c, 0, &tok, 1, NULL, 0, &tok) != UQ_OK) die("decode");
+        td[r] = now() - t0;
+    }
+    return n / median(td, repeat);
+}
+
 /* Prefill tokens/s (median of repeat runs, tp their scratch) with option
  * key set to value, then back to restore. */
 static double prefill_with(uq_context *c, const char *key, int64_t value, int64_t restore, const int32_t *ids,
@@ -366,15 +381,7 @@ int main(int argc, char **argv)
         const double prefill_bn_tps[2] = {prefill_with(c, "gemm_bn", 128, 0, ids, prompt, logits, tp, repeat),
                                           prefill_with(c, "gemm_bn", 64, 0, ids, prompt, logits, tp, repeat)};
         const double prefill_nopipe_tps = prefill_with(c, "gemm_pipe", 0, 1, ids, prompt, logits, tp, repeat);
-        for (int r = 0; r < repeat; r++) {
-            uq_context_reset(c, -1);
-            tok = ids[0];
-            double t0 = now();
-            for (int i = 0; i < decode; i++)
-                if (uq_cuda_forward_greedy(c, 0, &tok, 1, NULL, 0, &tok) != UQ_OK) die("decode");
-            td[r] = now() - t0;
-        }
-        decode_tps = decode / median(td, repeat);
+        decode_tps = decode_greedy(c, ids[0], decode, td, repeat);
         for (int r = 0; r < repeat; r++) {
             uq_context_reset(c, -1);
             tok = ids[0];
@@ -390,18 +397,7 @@ int main(int argc, char **argv)
         double decode_nopdl_tps = 0, decode_nograph_tps = 0;
         for (int pass = 0; pass < 2; pass++) {
             if (uq_cuda_set_option(c, pass == 0 ? "pdl" : "graphs", 0) != UQ_OK) die("option");
-            for (int r = 0; r < repeat; r++) {
-                uq_context_reset(c, -1);
-                tok = ids[0];
-                double t0 = now();
-                for (int i = 0; i < decode; i++)
-                    if (uq_cuda_forward_greedy(c, 0, &tok, 1, NULL, 0, &tok) != UQ_OK) die("decode");
-                td[r] = now() - t0;
-            }
-            if (pass == 0)
-                decode_nopdl_tps = decode / median(td, repeat);
-            else
-                decode_nograph_tps = decode / median(td, repeat);
+            *(pass == 0 ? &decode_nopdl_tps : &decode_nograph_tps) = decode_greedy(c, ids[0], decode, td, repeat);
         }
         if (uq_cuda_set_option(c, "pdl", 1) != UQ_OK || uq_cuda_set_option(c, "graphs", 1) != UQ_OK) die("option");
         if (!json) {
