@@ -298,7 +298,7 @@ int main(int argc, char **argv)
         printf("\n");
     }
 
-    double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, decode_tps = 0, decode_api_tps = 0,
+    double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, prefill_expanded_tps = 0, decode_tps = 0, decode_api_tps = 0,
            decode_deep_tps = 0, bytes_bf16 = 0;
     if (!no_model) {
         uq_model_config cfg = uq_synthetic_config(4096, 11008, layers, 32, 32, 32000, 0);
@@ -374,13 +374,18 @@ int main(int argc, char **argv)
         }
         prefill_tps = prompt / median(tp, repeat);
         decode_deep_tps = decode / median(td, repeat);
-        /* prefill with the weights dequantized inside the GEMM's loop, with
-         * one token tile for every dense GEMM, with each product's weights
-         * expanded on the main stream */
+        /* prefill with the weights dequantized inside the GEMM's loop; with
+         * each product's weights expanded to f16 first (on the second stream,
+         * with one token tile for every dense GEMM, on the main stream) */
         prefill_inloop_tps = prefill_with(c, "gemm_dequant", 0, 1, ids, prompt, logits, tp, repeat);
+        const double prefill_codes_tps[2] = {prefill_with(c, "gemm_codes", 1, 2, ids, prompt, logits, tp, repeat),
+                                             prefill_with(c, "gemm_codes", 2, 2, ids, prompt, logits, tp, repeat)};
+        if (uq_cuda_set_option(c, "gemm_codes", 0) != UQ_OK) die("option");
+        prefill_expanded_tps = prefill_with(c, "gemm_pipe", 1, 1, ids, prompt, logits, tp, repeat);
         const double prefill_bn_tps[2] = {prefill_with(c, "gemm_bn", 128, 0, ids, prompt, logits, tp, repeat),
                                           prefill_with(c, "gemm_bn", 64, 0, ids, prompt, logits, tp, repeat)};
         const double prefill_nopipe_tps = prefill_with(c, "gemm_pipe", 0, 1, ids, prompt, logits, tp, repeat);
+        if (uq_cuda_set_option(c, "gemm_codes", 2) != UQ_OK) die("option");
         decode_tps = decode_greedy(c, ids[0], decode, td, repeat);
         for (int r = 0; r < repeat; r++) {
             uq_context_reset(c, -1);
@@ -415,9 +420,12 @@ int main(int argc, char **argv)
                    prompt, prefill_tps, GOAL_PREFILL, prefill_tps / GOAL_PREFILL, LLAMACPP_PREFILL,
                    prefill_tps / LLAMACPP_PREFILL);
             printf("    prefill, dequantizing inside the GEMM loop:   %8.0f tok/s\n", prefill_inloop_tps);
-            printf("    prefill, dense GEMM tiles of 128 / 64 tokens:  %8.0f / %.0f tok/s\n", prefill_bn_tps[0],
+            printf("    prefill, every product on its 4-bit codes:     %8.0f tok/s\n", prefill_codes_tps[0]);
+            printf("    prefill, q/k/v, gate/up on codes, o and down expanded: %8.0f tok/s\n", prefill_codes_tps[1]);
+            printf("    prefill, weights expanded to f16 first:        %8.0f tok/s\n", prefill_expanded_tps);
+            printf("      the same, dense tiles of 128 / 64 tokens:    %8.0f / %.0f tok/s\n", prefill_bn_tps[0],
                    prefill_bn_tps[1]);
-            printf("    prefill, weights expanded on the main stream: %8.0f tok/s\n", prefill_nopipe_tps);
+            printf("      the same, expanded on the main stream:       %8.0f tok/s\n", prefill_nopipe_tps);
         }
         free(tp);
         free(td);
@@ -460,6 +468,7 @@ int main(int argc, char **argv)
             json_object_set_new(mo, "decode_after_prompt_tps", json_real(decode_deep_tps));
             json_object_set_new(mo, "prefill_tps", json_real(prefill_tps));
             json_object_set_new(mo, "prefill_inloop_tps", json_real(prefill_inloop_tps));
+            json_object_set_new(mo, "prefill_expanded_tps", json_real(prefill_expanded_tps));
             json_object_set_new(mo, "prompt", json_integer(prompt));
             json_object_set_new(mo, "decode", json_integer(decode));
             json_object_set_new(o, "llama2_7b_shape_q4", mo);

@@ -236,6 +236,14 @@ int gemm_swiglu_ok(const mm_args *a);
 /* Token tile of the dense GEMM (option "gemm_bn"): 0 automatic, 64, 128. */
 extern int uq_cuda_gemm_bn;
 
+/* gemm_codes.cu: the product on 4-bit codes (affine or symmetric, groups
+ * of a multiple of 64), without expanding the weights; the input in f16
+ * (a->xh), the same modes as launch_gemm_dense (SwiGLU: gate and up as
+ * launch_gemm_dequant takes them). */
+int gemm_codes_ok(const mm_args *a);
+cudaError_t gemm_codes_setup(void);
+cudaError_t launch_gemm_codes(mm_args *a, cudaStream_t st);
+
 /* misc.cu */
 cudaError_t misc_setup(void);
 cudaError_t launch_embed(const int32_t *ids, int n, const dmat *e, float *x, cudaStream_t st);

@@ -13,57 +13,10 @@
  * accumulation. Float weights are exact in their type and the input is split
  * into two halves of that type, x = hi + lo: two MMAs, about 16 significant
  * bits of x. */
-#include "common.cuh"
-
-#define GM_BM 128
-#define GM_BN 128
-#define GM_BK 64
-#define GM_THREADS 256
-#define GM_TILE 16384 /* bytes of one 128 x 64 tile of 16-bit values */
-#define GM_SMEM (6 * GM_TILE) /* the larger of the two layouts (float weights) */
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes)
-{
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-}
-
-__device__ __forceinline__ void cp_async8(void *smem, const void *gmem)
-{
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(gmem));
-}
-
-__device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all(void) { asm volatile("cp.async.wait_group 0;\n" ::); }
-
-
-__device__ __forceinline__ void mma_bf16(float *c, const uint32_t *a, const uint32_t *b)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-
-/* Byte offset of 16-byte chunk ch (0..7) of row r in a swizzled 128-byte-row tile. */
-__device__ __forceinline__ int swz(int r, int ch) { return r * 128 + ((ch ^ (r & 7)) << 4); }
+#include "gemm.cuh"
 
 /* The pieces shared by gemm_body and gemm_dense (8 warps of 64 rows x 32
  * tokens, 4 x 4 tiles of m16n8k16 each). */
-
-/* The segment of row block blk, and the block's first row in it. */
-__device__ __forceinline__ const mm_seg *gemm_seg(const mm_args *a, int blk, int64_t *row0)
-{
-    int si = 0;
-#pragma unroll
-    for (int i = 1; i < 3; i++)
-        if (i < a->nseg && blk >= a->seg[i].blk0) si = i;
-    const mm_seg *S = &a->seg[si];
-    *row0 = (int64_t)(blk - S->blk0) * GM_BM;
-    return S;
-}
 
 __device__ __forceinline__ void gemm_zero(float acc[4][4][4])
 {
@@ -201,7 +154,7 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
     pdl_wait();
 
     int64_t row0;
-    const mm_seg *S = gemm_seg(a, (int)blockIdx.x, &row0);
+    const mm_seg *S = gemm_seg(a, (int)blockIdx.x, GM_BM, &row0);
     const int tok0 = blockIdx.y * GM_BN;
     const int KT = (int)(a->K / GM_BK);
     const int affine = S->scheme == UQ_SCHEME_AFFINE;
@@ -388,14 +341,7 @@ __device__ __forceinline__ void dense_load_stage(const mm_args *a, const mm_seg 
         const int64_t rr = row0 + r < S->rows ? row0 + r : S->rows - 1;
         cp_async16(smem + buf * GM_TILE + swz(r, ch), (const uint16_t *)S->w + rr * K + k0 + ch * 8, 16);
     }
-    unsigned char *tB = smem + DN_STAGES * GM_TILE + buf * C::BTILE;
-#pragma unroll
-    for (int i = 0; i < BN * 8 / GM_THREADS; i++) {
-        const int idx = tid + i * GM_THREADS, t = idx >> 3, ch = idx & 7;
-        const int tok = tok0 + t;
-        const uint16_t *src = a->xh + (int64_t)(tok < a->n ? tok : 0) * K + k0 + ch * 8;
-        cp_async16(tB + swz(t, ch), src, tok < a->n ? 16 : 0);
-    }
+    gemm_load_x<BN>(a, tok0, kt, smem + DN_STAGES * GM_TILE + buf * C::BTILE);
 }
 
 /* Weights as f16 from the scratch, through a DN_STAGES-deep cp.async ring;
@@ -417,7 +363,7 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
     pdl_wait();
 
     int64_t row0;
-    const mm_seg *S = gemm_seg(&a, (int)blockIdx.y, &row0);
+    const mm_seg *S = gemm_seg(&a, (int)blockIdx.y, GM_BM, &row0);
     const int tok0 = blockIdx.x * BN;
     const int KT = (int)(a.K / GM_BK);
 
@@ -445,16 +391,7 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             uint32_t bh[C::NT][2];
-#pragma unroll
-            for (int np = 0; np < C::NT / 2; np++) {
-                uint32_t r4[4];
-                const int t = wn * C::NT * 8 + np * 16 + (lane & 7) + ((lane >> 4) << 3);
-                ldmatrix_x4(r4, tB + swz(t, ks * 2 + ((lane >> 3) & 1)));
-                bh[np * 2][0] = r4[0];
-                bh[np * 2][1] = r4[1];
-                bh[np * 2 + 1][0] = r4[2];
-                bh[np * 2 + 1][1] = r4[3];
-            }
+            gemm_frag_x<C::NT>(bh, tB, wn * C::NT * 8, ks, lane);
 #pragma unroll
             for (int mt = 0; mt < C::MT; mt++) {
                 uint32_t ah[4];
@@ -466,47 +403,8 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
     }
     cp_async_wait_all();
 
-    /* ---- epilogue: element e of tile (mt, nt) is row r0 + mt * 16 +
-     * lane / 4 + 8 (e / 2), token t0 + nt * 8 + 2 (lane % 4) + e % 2 */
-    const int64_t r0 = row0 + wm * C::MT * 16 + (lane >> 2);
-    const int t0 = tok0 + wn * C::NT * 8 + (lane & 3) * 2;
-    if (a.mode == MM_SWIGLU) {
-        /* tiles mt (gate) and mt + 1 (up) hold the same rows of h */
-#pragma unroll
-        for (int mt = 0; mt < C::MT; mt += 2) {
-            const int64_t gr = r0 + mt * 16; /* interleaved row of the gate value */
-            const int64_t hr = (gr >> 5) * 16 + (gr & 15);
-#pragma unroll
-            for (int nt = 0; nt < C::NT; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int tok = t0 + nt * 8 + (e & 1);
-                    const int64_t row = hr + (e >> 1) * 8;
-                    if (tok >= a.n || row >= a.seg[0].rows / 2) continue;
-                    const float g = acc[mt][nt][e], u = acc[mt + 1][nt][e];
-                    a.yh[(int64_t)tok * a.ldyh + row] = __half_as_ushort(__float2half_rn(g / (1.0f + expf(-g)) * u));
-                }
-        }
-        return;
-    }
-#pragma unroll
-    for (int mt = 0; mt < C::MT; mt++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            const int64_t r = r0 + mt * 16 + h * 8;
-            if (r >= S->rows) continue;
-            const float bias = S->bias ? S->bias[r] : 0.0f;
-#pragma unroll
-            for (int nt = 0; nt < C::NT; nt++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int tok = t0 + nt * 8 + e;
-                    if (tok >= a.n) continue;
-                    const float v = acc[mt][nt][h * 2 + e] + bias;
-                    float *yp = a.y + (int64_t)tok * a.ldy + S->out_off + r;
-                    *yp = a.mode == MM_ADD ? *yp + v : v;
-                }
-        }
+    gemm_store<C::MT, C::NT>(a, S, row0 + wm * C::MT * 16 + (lane >> 2), tok0 + wn * C::NT * 8 + (lane & 3) * 2,
+                             a.seg[0].rows / 2, acc);
 }
 
 typedef void (*dequant_fn)(const mm_args, uint16_t *);
@@ -605,7 +503,9 @@ cudaError_t gemm_setup(void)
         cudaError_t e = cudaFuncSetAttribute(gemm_table[i], cudaFuncAttributeMaxDynamicSharedMemorySize, GM_SMEM);
         if (e != cudaSuccess) return e;
     }
-    cudaError_t e = cudaFuncSetAttribute(gemm_dense<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, dn_cfg<128>::SMEM);
+    cudaError_t e = gemm_codes_setup();
+    if (e != cudaSuccess) return e;
+    e = cudaFuncSetAttribute(gemm_dense<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, dn_cfg<128>::SMEM);
     if (e != cudaSuccess) return e;
     return cudaFuncSetAttribute(gemm_dense<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, dn_cfg<64>::SMEM);
 }

@@ -47,6 +47,8 @@ typedef struct mstate {
     uint16_t *wdq2;
     int64_t wdq2_elems;
     int pipe_ok;
+    /* every layer's products take the GEMM on 4-bit codes (layer_codes_ok) */
+    int codes_ok;
     cudaStream_t st2;
     cudaEvent_t ev_ready[2], ev_used[2], ev_start;
     int32_t *ids_d, *amax_d;
@@ -59,12 +61,13 @@ typedef struct mstate {
     cudaStream_t st;
     void **allocs;
     size_t n_allocs, cap_allocs;
-    int use_graphs, gemm_min, gemm_dequant, gemm_pipe;
+    int use_graphs, gemm_min, gemm_dequant, gemm_pipe, gemm_codes;
     cudaGraphExec_t graph[2];
     int graph_state[2]; /* 0 not captured, 1 ready, -1 capture failed */
 } mstate;
 
 static int layer_pipe_ok(mstate *s, const dlayer *L);
+static int layer_codes_ok(mstate *s, int64_t l);
 
 static int device_index(void)
 {
@@ -303,6 +306,7 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     s->gemm_min = 9;
     s->gemm_dequant = 1;
     s->gemm_pipe = 1;
+    s->gemm_codes = 2;
     s->maxk = s->dim;
     if (s->q_dim > s->maxk) s->maxk = s->q_dim;
     if (s->ff > s->maxk) s->maxk = s->ff;
@@ -403,6 +407,8 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     if (e == cudaSuccess) e = cudaDeviceSynchronize();
     s->pipe_ok = s->wdq2 && s->st2;
     for (int64_t l = 0; l < s->nl && s->pipe_ok; l++) s->pipe_ok = layer_pipe_ok(s, &s->L[l]);
+    s->codes_ok = s->hh != NULL;
+    for (int64_t l = 0; l < s->nl && s->codes_ok; l++) s->codes_ok = layer_codes_ok(s, l);
     if (e != cudaSuccess) {
         st = fail_cuda(e, "allocating the caches and activations", err, cap);
         m_destroy(s);
@@ -457,8 +463,9 @@ static cudaError_t gemm_input(mstate *s, const dmat *const *w, const float *x, i
     return launch_split(x, ldx, NULL, 0.0, n, w[0]->cols, dmat_fmt(w[0]) != FMT_BF16, s->sh, s->sl, s->st);
 }
 
-/* The GEMM launch: quantized weights that fit the scratch go through the
- * dense f16 path (dequantized first), the rest dequantize in the GEMM's loop. */
+/* The GEMM launch: 4-bit weights straight on their codes, other quantized
+ * weights that fit the scratch through the dense f16 path (dequantized
+ * first), the rest dequantized in the GEMM's loop. */
 static int gemm_dense_ok(const mstate *s, const dmat *const *w, int nw)
 {
     int64_t elems = 0;
@@ -468,6 +475,7 @@ static int gemm_dense_ok(const mstate *s, const dmat *const *w, int nw)
 
 static cudaError_t gemm_launch(mstate *s, const dmat *const *w, int nw, mm_args *a)
 {
+    if (s->gemm_codes && s->gemm_dequant && gemm_codes_ok(a)) return launch_gemm_codes(a, s->st);
     if (gemm_dense_ok(s, w, nw)) return launch_gemm_dequant(a, s->wdq, s->st);
     return launch_gemm(a, s->st);
 }
@@ -719,12 +727,36 @@ static int layer_pipe_ok(mstate *s, const dlayer *L)
     return gemm_swiglu_ok(&a);
 }
 
-/* Product p of layer l through scratch b = p % 2: expanded on the second
- * stream once the GEMM that last read b is done (gemm 0), or its GEMM on
- * the main stream once the expansion is done (gemm 1). */
-static cudaError_t pipe_launch(mstate *s, int64_t l, int p, int n, int gemm)
+/* Whether every product of layer l takes the GEMM on 4-bit codes (gate and
+ * up in the SwiGLU mode, the down product's input h in f16). */
+static int layer_codes_ok(mstate *s, int64_t l)
 {
-    const int b = p & 1;
+    for (int p = 0; p < 4; p++) {
+        mm_args a;
+        layer_args(s, l, p, s->gemm_min, &a);
+        if (!gemm_codes_ok(&a)) return 0;
+    }
+    return 1;
+}
+
+/* How the products of a prefill step get their weights: all expanded to f16
+ * first (on the second stream, into two alternating scratch buffers), all
+ * straight on their 4-bit codes, or mixed: q/k/v and gate/up on their codes,
+ * o and down expanded (option gemm_codes: 0, 1, 2). */
+enum { PIPE_EXPANDED = 0, PIPE_CODES = 1, PIPE_MIXED = 2 };
+
+static int pipe_expands(int mode, int p) { return mode == PIPE_EXPANDED || (mode == PIPE_MIXED && (p & 1)); }
+
+/* The scratch of product p: q/k/v and gate/up in the first, o and down in
+ * the second; mixed, down in the first and o in the second. */
+static int pipe_buffer(int mode, int p) { return mode == PIPE_MIXED ? p == 1 : p & 1; }
+
+/* Product p of layer l through its scratch b: expanded on the second stream
+ * once the GEMM that last read b is done (gemm 0), or its GEMM on the main
+ * stream once the expansion is done (gemm 1). */
+static cudaError_t pipe_launch(mstate *s, int64_t l, int p, int n, int gemm, int mode)
+{
+    const int b = pipe_buffer(mode, p);
     cudaStream_t st = gemm ? s->st : s->st2;
     uint16_t *scratch = b ? s->wdq2 : s->wdq;
     mm_args a;
@@ -734,44 +766,58 @@ static cudaError_t pipe_launch(mstate *s, int64_t l, int p, int n, int gemm)
     return e != cudaSuccess ? e : cudaEventRecord(gemm ? s->ev_used[b] : s->ev_ready[b], st);
 }
 
-static cudaError_t pipe_dequant(mstate *s, int64_t l, int p, int n) { return pipe_launch(s, l, p, n, 0); }
-static cudaError_t pipe_gemm(mstate *s, int64_t l, int p, int n) { return pipe_launch(s, l, p, n, 1); }
+/* Product p of layer l: on its codes, or its dense GEMM followed by the
+ * expansion of the next product to use the same scratch (two products on,
+ * or, mixed, the same product of the next layer). */
+static cudaError_t pipe_product(mstate *s, int64_t l, int p, int n, int mode)
+{
+    if (!pipe_expands(mode, p)) {
+        mm_args a;
+        layer_args(s, l, p, n, &a);
+        return launch_gemm_codes(&a, s->st);
+    }
+    cudaError_t e = pipe_launch(s, l, p, n, 1, mode);
+    const int64_t next = 4 * l + p + (mode == PIPE_MIXED ? 4 : 2);
+    if (e == cudaSuccess && next < 4 * s->nl) e = pipe_launch(s, next / 4, (int)(next % 4), n, 0, mode);
+    return e;
+}
 
-/* The pipelined layer: q/k/v and gate/up alternate in the first scratch, o
- * and down in the second, each product's weights expanded on the second
- * stream while the main stream runs the products and attention before it
- * (the expansions of layer l + 1's q/k/v and o are issued here). */
-static cudaError_t run_layer_pipe(mstate *s, int64_t l, int n)
+/* The pipelined layer: each product's weights expanded on the second stream
+ * (or read as codes) while the main stream runs the products and attention
+ * before it. */
+static cudaError_t run_layer_pipe(mstate *s, int64_t l, int n, int mode)
 {
     const dlayer *L = &s->L[l];
     cudaError_t e = cudaSuccess;
-    if (l == 0) {
-        /* the second stream starts after everything before this step */
+    if (l == 0 && mode != PIPE_CODES) {
+        /* the second stream starts after everything before this step, with
+         * the first product of each scratch */
         e = cudaEventRecord(s->ev_start, s->st);
         if (e == cudaSuccess) e = cudaStreamWaitEvent(s->st2, s->ev_start, 0);
-        if (e == cudaSuccess) e = pipe_dequant(s, 0, 0, n);
-        if (e == cudaSuccess) e = pipe_dequant(s, 0, 1, n);
+        for (int p = 0, k = 0; p < 4 && k < 2 && e == cudaSuccess; p++)
+            if (pipe_expands(mode, p)) {
+                e = pipe_launch(s, 0, p, n, 0, mode);
+                k++;
+            }
     }
     if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, 1, s->sh, NULL, s->st);
-    if (e == cudaSuccess) e = pipe_gemm(s, l, 0, n);
-    if (e == cudaSuccess) e = pipe_dequant(s, l, 2, n);
+    if (e == cudaSuccess) e = pipe_product(s, l, 0, n, mode);
     /* attention writes the O product's f16 input itself */
     if (e == cudaSuccess) e = run_attention(s, l, n, attn_f16_ok(s, n) ? s->sh : NULL);
     if (e == cudaSuccess && !attn_f16_ok(s, n))
         e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, 1, s->sh, NULL, s->st);
-    if (e == cudaSuccess) e = pipe_gemm(s, l, 1, n);
-    if (e == cudaSuccess) e = pipe_dequant(s, l, 3, n);
+    if (e == cudaSuccess) e = pipe_product(s, l, 1, n, mode);
     if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->ffn_norm, s->eps, n, s->dim, 1, s->sh, NULL, s->st);
-    if (e == cudaSuccess) e = pipe_gemm(s, l, 2, n);
-    if (e == cudaSuccess && l + 1 < s->nl) e = pipe_dequant(s, l + 1, 0, n);
-    if (e == cudaSuccess) e = pipe_gemm(s, l, 3, n);
-    if (e == cudaSuccess && l + 1 < s->nl) e = pipe_dequant(s, l + 1, 1, n);
+    if (e == cudaSuccess) e = pipe_product(s, l, 2, n, mode);
+    if (e == cudaSuccess) e = pipe_product(s, l, 3, n, mode);
     return e;
 }
 
 static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n)
 {
-    if (s->pipe_ok && s->gemm_dequant && s->gemm_pipe) return run_layer_pipe(s, l, n);
+    if (s->gemm_dequant && s->codes_ok && s->gemm_codes == PIPE_CODES) return run_layer_pipe(s, l, n, PIPE_CODES);
+    if (s->gemm_dequant && s->pipe_ok && s->gemm_pipe)
+        return run_layer_pipe(s, l, n, s->codes_ok && s->gemm_codes == PIPE_MIXED ? PIPE_MIXED : PIPE_EXPANDED);
     const dlayer *L = &s->L[l];
     const dmat *qkv[3] = {&L->wq, &L->wk, &L->wv};
     const float *qkv_bias[3] = {L->bq, L->bk, L->bv};
@@ -795,11 +841,12 @@ static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n)
     a.nseg = 2;
     set_seg(&a.seg[0], gu[0], NULL, 0);
     set_seg(&a.seg[1], gu[1], NULL, 0);
-    if (s->hh && gemm_dense_ok(s, gu, 2) && gemm_swiglu_ok(&a) && wd->quantized) {
+    const int codes = s->gemm_codes && s->gemm_dequant && gemm_codes_ok(&a);
+    if (s->hh && (codes || gemm_dense_ok(s, gu, 2)) && gemm_swiglu_ok(&a) && wd->quantized) {
         /* h in f16 straight from the GEMM: the down product's input */
         a.yh = s->hh;
         a.ldyh = s->ff;
-        e = launch_gemm_dequant(&a, s->wdq, s->st);
+        e = gemm_launch(s, gu, 2, &a);
         return e != cudaSuccess ? e : gemm_product(s, &wd, 1, NULL, NULL, MM_ADD, n, s->x, s->dim, s->hh, s->sl);
     }
     const int64_t off[2] = {0, s->ff};
@@ -918,6 +965,10 @@ static int m_set_option(void *state, const char *key, int64_t value)
     }
     if (strcmp(key, "gemm_pipe") == 0) {
         s->gemm_pipe = value != 0;
+        return UQ_OK;
+    }
+    if (strcmp(key, "gemm_codes") == 0 && value >= 0 && value <= 2) {
+        s->gemm_codes = (int)value;
         return UQ_OK;
     }
     if (strcmp(key, "gemm_dequant") == 0) {
