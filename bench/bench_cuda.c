@@ -48,6 +48,8 @@ static void die(const char *what)
 #define GOAL_DECODE 680.0
 #define GOAL_PREFILL 16000.0
 #define GOAL_GEMV 0.80
+/* the module's default for option gemm_codes (q/k/v and gate/up on their codes) */
+#define GEMM_CODES 5
 
 /* ------------------------------------------------- synthetic bf16 model */
 
@@ -378,14 +380,18 @@ int main(int argc, char **argv)
          * each product's weights expanded to f16 first (on the second stream,
          * with one token tile for every dense GEMM, on the main stream) */
         prefill_inloop_tps = prefill_with(c, "gemm_dequant", 0, 1, ids, prompt, logits, tp, repeat);
-        const double prefill_codes_tps[2] = {prefill_with(c, "gemm_codes", 1, 2, ids, prompt, logits, tp, repeat),
-                                             prefill_with(c, "gemm_codes", 2, 2, ids, prompt, logits, tp, repeat)};
+        /* products on their codes (bit p of gemm_codes: 0 q/k/v, 1 o, 2
+         * gate/up, 3 down), the others expanded a layer ahead */
+        static const int code_masks[4] = {15, 5, 4, 1};
+        double prefill_codes_tps[4];
+        for (int i = 0; i < 4; i++)
+            prefill_codes_tps[i] = prefill_with(c, "gemm_codes", code_masks[i], GEMM_CODES, ids, prompt, logits, tp, repeat);
         if (uq_cuda_set_option(c, "gemm_codes", 0) != UQ_OK) die("option");
         prefill_expanded_tps = prefill_with(c, "gemm_pipe", 1, 1, ids, prompt, logits, tp, repeat);
         const double prefill_bn_tps[2] = {prefill_with(c, "gemm_bn", 128, 0, ids, prompt, logits, tp, repeat),
                                           prefill_with(c, "gemm_bn", 64, 0, ids, prompt, logits, tp, repeat)};
         const double prefill_nopipe_tps = prefill_with(c, "gemm_pipe", 0, 1, ids, prompt, logits, tp, repeat);
-        if (uq_cuda_set_option(c, "gemm_codes", 2) != UQ_OK) die("option");
+        if (uq_cuda_set_option(c, "gemm_codes", GEMM_CODES) != UQ_OK) die("option");
         decode_tps = decode_greedy(c, ids[0], decode, td, repeat);
         for (int r = 0; r < repeat; r++) {
             uq_context_reset(c, -1);
@@ -421,7 +427,8 @@ int main(int argc, char **argv)
                    prefill_tps / LLAMACPP_PREFILL);
             printf("    prefill, dequantizing inside the GEMM loop:   %8.0f tok/s\n", prefill_inloop_tps);
             printf("    prefill, every product on its 4-bit codes:     %8.0f tok/s\n", prefill_codes_tps[0]);
-            printf("    prefill, q/k/v, gate/up on codes, o and down expanded: %8.0f tok/s\n", prefill_codes_tps[1]);
+            printf("    prefill, on codes q/k/v + gate/up, gate/up, q/k/v (the rest expanded): %.0f, %.0f, %.0f tok/s\n",
+                   prefill_codes_tps[1], prefill_codes_tps[2], prefill_codes_tps[3]);
             printf("    prefill, weights expanded to f16 first:        %8.0f tok/s\n", prefill_expanded_tps);
             printf("      the same, dense tiles of 128 / 64 tokens:    %8.0f / %.0f tok/s\n", prefill_bn_tps[0],
                    prefill_bn_tps[1]);

@@ -140,7 +140,7 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
      * codes (the weights rounded the same way but for rare double roundings);
      * then dequantized inside the GEMM's loop instead of into the dense f16
      * scratch first: the same products, the same bits */
-    for (int mode = 1; mode >= 0; mode--) {
+    for (int mode = 15; mode >= 0; mode -= 15) {
         assert_int_equal(uq_cuda_set_option(gpu, "gemm_codes", mode), UQ_OK);
         uq_context_reset(gpu, 0);
         assert_int_equal(uq_forward(gpu, ids, n, ld), UQ_OK);
@@ -156,7 +156,7 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
     print_message("%-14s prefill: max |dequantized first - in the loop| = %.3g\n", label, di);
     assert_memory_equal(lg, ld, nv * sizeof(float));
     assert_int_equal(uq_cuda_set_option(gpu, "gemm_dequant", 1), UQ_OK);
-    assert_int_equal(uq_cuda_set_option(gpu, "gemm_codes", 2), UQ_OK);
+    assert_int_equal(uq_cuda_set_option(gpu, "gemm_codes", 5), UQ_OK);
 
     /* decode: chunks of 1, 2, 3, ... tokens through the cache */
     uq_context_reset(gpu, 0);

@@ -42,15 +42,16 @@ typedef struct mstate {
     /* quantized weights of one product expanded to f16 for the GEMM (prefill) */
     uint16_t *wdq, *hh;
     int64_t wdq_elems;
-    /* prefill pipeline: a second scratch (o and down) filled on a second
-     * stream while the main stream runs the products before (layer_pipe) */
-    uint16_t *wdq2;
-    int64_t wdq2_elems;
+    /* prefill pipeline: a scratch per product of a layer (q/k/v, o,
+     * gate/up: wdq, down), filled on a second stream a layer ahead while the
+     * main stream runs the products before (run_layer_pipe) */
+    uint16_t *pscr[4];
+    int64_t pscr_elems[4];
     int pipe_ok;
     /* every layer's products take the GEMM on 4-bit codes (layer_codes_ok) */
     int codes_ok;
     cudaStream_t st2;
-    cudaEvent_t ev_ready[2], ev_used[2], ev_start;
+    cudaEvent_t ev_ready[4], ev_used[4], ev_start;
     int32_t *ids_d, *amax_d;
     int64_t *dyn_d;
     float *att_scratch;
@@ -242,7 +243,7 @@ static void m_destroy(void *state)
         cudaStreamSynchronize(s->st2);
         cudaStreamDestroy(s->st2);
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 4; i++) {
         if (s->ev_ready[i]) cudaEventDestroy(s->ev_ready[i]);
         if (s->ev_used[i]) cudaEventDestroy(s->ev_used[i]);
     }
@@ -306,7 +307,7 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     s->gemm_min = 9;
     s->gemm_dequant = 1;
     s->gemm_pipe = 1;
-    s->gemm_codes = 2;
+    s->gemm_codes = 5;
     s->maxk = s->dim;
     if (s->q_dim > s->maxk) s->maxk = s->q_dim;
     if (s->ff > s->maxk) s->maxk = s->ff;
@@ -380,10 +381,13 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
         s->wdq = (uint16_t *)dalloc(s, (size_t)m * 2, &e);
         /* h in f16, written by the gate / up GEMM for the down GEMM */
         s->hh = (uint16_t *)dalloc(s, nb * s->ff * 2, &e);
-        s->wdq2_elems = s->q_dim * s->dim > s->ff * s->dim ? s->q_dim * s->dim : s->ff * s->dim;
-        s->wdq2 = (uint16_t *)dalloc(s, (size_t)s->wdq2_elems * 2, &e);
+        const int64_t pe[4] = {(s->q_dim + 2 * s->kv_dim) * s->dim, s->q_dim * s->dim, 0, s->ff * s->dim};
+        for (int p = 0; p < 4; p++) {
+            s->pscr_elems[p] = p == 2 ? m : pe[p];
+            s->pscr[p] = p == 2 ? s->wdq : (uint16_t *)dalloc(s, (size_t)pe[p] * 2, &e);
+        }
         if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&s->st2, cudaStreamNonBlocking);
-        for (int i = 0; i < 2 && e == cudaSuccess; i++) {
+        for (int i = 0; i < 4 && e == cudaSuccess; i++) {
             e = cudaEventCreateWithFlags(&s->ev_ready[i], cudaEventDisableTiming);
             if (e == cudaSuccess) e = cudaEventCreateWithFlags(&s->ev_used[i], cudaEventDisableTiming);
         }
@@ -405,7 +409,7 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     if (e == cudaSuccess) e = cudaMemset(s->h, 0, nb * s->ff * 4);
     if (e == cudaSuccess) e = cudaMemset(s->att, 0, nb * s->q_dim * 4);
     if (e == cudaSuccess) e = cudaDeviceSynchronize();
-    s->pipe_ok = s->wdq2 && s->st2;
+    s->pipe_ok = s->pscr[3] && s->st2;
     for (int64_t l = 0; l < s->nl && s->pipe_ok; l++) s->pipe_ok = layer_pipe_ok(s, &s->L[l]);
     s->codes_ok = s->hh != NULL;
     for (int64_t l = 0; l < s->nl && s->codes_ok; l++) s->codes_ok = layer_codes_ok(s, l);
@@ -716,9 +720,10 @@ static int layer_pipe_ok(mstate *s, const dlayer *L)
     for (int i = 0; i < 7; i++)
         if (!w[i]->quantized || !gemm_supported(w[i]) || w[i]->bits != w[0]->bits) return 0;
     if (!same_format(&L->wq, &L->wk) || !same_format(&L->wq, &L->wv) || !same_format(&L->wg, &L->wu)) return 0;
-    if ((L->wq.rows + L->wk.rows + L->wv.rows) * L->wq.cols > s->wdq_elems) return 0;
-    if ((L->wg.rows + L->wu.rows) * L->wg.cols > s->wdq_elems) return 0;
-    if (L->wo.rows * L->wo.cols > s->wdq2_elems || L->wd.rows * L->wd.cols > s->wdq2_elems) return 0;
+    if ((L->wq.rows + L->wk.rows + L->wv.rows) * L->wq.cols > s->pscr_elems[0]) return 0;
+    if (L->wo.rows * L->wo.cols > s->pscr_elems[1]) return 0;
+    if ((L->wg.rows + L->wu.rows) * L->wg.cols > s->pscr_elems[2]) return 0;
+    if (L->wd.rows * L->wd.cols > s->pscr_elems[3]) return 0;
     mm_args a;
     memset(&a, 0, sizeof a);
     a.nseg = 2;
@@ -739,85 +744,71 @@ static int layer_codes_ok(mstate *s, int64_t l)
     return 1;
 }
 
-/* How the products of a prefill step get their weights: all expanded to f16
- * first (on the second stream, into two alternating scratch buffers), all
- * straight on their 4-bit codes, or mixed: q/k/v and gate/up on their codes,
- * o and down expanded (option gemm_codes: 0, 1, 2). */
-enum { PIPE_EXPANDED = 0, PIPE_CODES = 1, PIPE_MIXED = 2 };
+/* How the products of a prefill step get their weights (option gemm_codes):
+ * bit p set, product p (0 q/k/v, 1 o, 2 gate/up, 3 down) runs on its 4-bit
+ * codes, else its weights are expanded to f16 first, on the second stream
+ * into the product's own scratch, a layer ahead. */
+static int pipe_expands(int codes, int p) { return !((codes >> p) & 1); }
 
-static int pipe_expands(int mode, int p) { return mode == PIPE_EXPANDED || (mode == PIPE_MIXED && (p & 1)); }
-
-/* The scratch of product p: q/k/v and gate/up in the first, o and down in
- * the second; mixed, down in the first and o in the second. */
-static int pipe_buffer(int mode, int p) { return mode == PIPE_MIXED ? p == 1 : p & 1; }
-
-/* Product p of layer l through its scratch b: expanded on the second stream
- * once the GEMM that last read b is done (gemm 0), or its GEMM on the main
- * stream once the expansion is done (gemm 1). */
-static cudaError_t pipe_launch(mstate *s, int64_t l, int p, int n, int gemm, int mode)
+/* Product p of layer l through its scratch: expanded on the second stream
+ * once the GEMM that last read the scratch (p of the layer before) is done
+ * (gemm 0), or its GEMM on the main stream once the expansion is done (gemm
+ * 1). */
+static cudaError_t pipe_launch(mstate *s, int64_t l, int p, int n, int gemm)
 {
-    const int b = pipe_buffer(mode, p);
     cudaStream_t st = gemm ? s->st : s->st2;
-    uint16_t *scratch = b ? s->wdq2 : s->wdq;
     mm_args a;
     layer_args(s, l, p, n, &a);
-    cudaError_t e = cudaStreamWaitEvent(st, gemm ? s->ev_ready[b] : s->ev_used[b], 0);
-    if (e == cudaSuccess) e = gemm ? launch_gemm_dense(&a, scratch, st) : launch_dequant(&a, scratch, st);
-    return e != cudaSuccess ? e : cudaEventRecord(gemm ? s->ev_used[b] : s->ev_ready[b], st);
+    cudaError_t e = cudaStreamWaitEvent(st, gemm ? s->ev_ready[p] : s->ev_used[p], 0);
+    if (e == cudaSuccess) e = gemm ? launch_gemm_dense(&a, s->pscr[p], st) : launch_dequant(&a, s->pscr[p], st);
+    return e != cudaSuccess ? e : cudaEventRecord(gemm ? s->ev_used[p] : s->ev_ready[p], st);
 }
 
 /* Product p of layer l: on its codes, or its dense GEMM followed by the
- * expansion of the next product to use the same scratch (two products on,
- * or, mixed, the same product of the next layer). */
-static cudaError_t pipe_product(mstate *s, int64_t l, int p, int n, int mode)
+ * expansion of the same product of the next layer. */
+static cudaError_t pipe_product(mstate *s, int64_t l, int p, int n, int codes)
 {
-    if (!pipe_expands(mode, p)) {
+    if (!pipe_expands(codes, p)) {
         mm_args a;
         layer_args(s, l, p, n, &a);
         return launch_gemm_codes(&a, s->st);
     }
-    cudaError_t e = pipe_launch(s, l, p, n, 1, mode);
-    const int64_t next = 4 * l + p + (mode == PIPE_MIXED ? 4 : 2);
-    if (e == cudaSuccess && next < 4 * s->nl) e = pipe_launch(s, next / 4, (int)(next % 4), n, 0, mode);
+    cudaError_t e = pipe_launch(s, l, p, n, 1);
+    if (e == cudaSuccess && l + 1 < s->nl) e = pipe_launch(s, l + 1, p, n, 0);
     return e;
 }
 
 /* The pipelined layer: each product's weights expanded on the second stream
  * (or read as codes) while the main stream runs the products and attention
  * before it. */
-static cudaError_t run_layer_pipe(mstate *s, int64_t l, int n, int mode)
+static cudaError_t run_layer_pipe(mstate *s, int64_t l, int n, int codes)
 {
     const dlayer *L = &s->L[l];
     cudaError_t e = cudaSuccess;
-    if (l == 0 && mode != PIPE_CODES) {
-        /* the second stream starts after everything before this step, with
-         * the first product of each scratch */
+    if (l == 0 && codes != 15) {
+        /* the second stream starts after everything before this step */
         e = cudaEventRecord(s->ev_start, s->st);
         if (e == cudaSuccess) e = cudaStreamWaitEvent(s->st2, s->ev_start, 0);
-        for (int p = 0, k = 0; p < 4 && k < 2 && e == cudaSuccess; p++)
-            if (pipe_expands(mode, p)) {
-                e = pipe_launch(s, 0, p, n, 0, mode);
-                k++;
-            }
+        for (int p = 0; p < 4 && e == cudaSuccess; p++)
+            if (pipe_expands(codes, p)) e = pipe_launch(s, 0, p, n, 0);
     }
     if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, 1, s->sh, NULL, s->st);
-    if (e == cudaSuccess) e = pipe_product(s, l, 0, n, mode);
+    if (e == cudaSuccess) e = pipe_product(s, l, 0, n, codes);
     /* attention writes the O product's f16 input itself */
     if (e == cudaSuccess) e = run_attention(s, l, n, attn_f16_ok(s, n) ? s->sh : NULL);
     if (e == cudaSuccess && !attn_f16_ok(s, n))
         e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, 1, s->sh, NULL, s->st);
-    if (e == cudaSuccess) e = pipe_product(s, l, 1, n, mode);
+    if (e == cudaSuccess) e = pipe_product(s, l, 1, n, codes);
     if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->ffn_norm, s->eps, n, s->dim, 1, s->sh, NULL, s->st);
-    if (e == cudaSuccess) e = pipe_product(s, l, 2, n, mode);
-    if (e == cudaSuccess) e = pipe_product(s, l, 3, n, mode);
+    if (e == cudaSuccess) e = pipe_product(s, l, 2, n, codes);
+    if (e == cudaSuccess) e = pipe_product(s, l, 3, n, codes);
     return e;
 }
 
 static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n)
 {
-    if (s->gemm_dequant && s->codes_ok && s->gemm_codes == PIPE_CODES) return run_layer_pipe(s, l, n, PIPE_CODES);
-    if (s->gemm_dequant && s->pipe_ok && s->gemm_pipe)
-        return run_layer_pipe(s, l, n, s->codes_ok && s->gemm_codes == PIPE_MIXED ? PIPE_MIXED : PIPE_EXPANDED);
+    if (s->gemm_dequant && s->codes_ok && s->gemm_codes == 15) return run_layer_pipe(s, l, n, 15);
+    if (s->gemm_dequant && s->pipe_ok && s->gemm_pipe) return run_layer_pipe(s, l, n, s->codes_ok ? s->gemm_codes : 0);
     const dlayer *L = &s->L[l];
     const dmat *qkv[3] = {&L->wq, &L->wk, &L->wv};
     const float *qkv_bias[3] = {L->bq, L->bk, L->bv};
@@ -967,7 +958,7 @@ static int m_set_option(void *state, const char *key, int64_t value)
         s->gemm_pipe = value != 0;
         return UQ_OK;
     }
-    if (strcmp(key, "gemm_codes") == 0 && value >= 0 && value <= 2) {
+    if (strcmp(key, "gemm_codes") == 0 && value >= 0 && value <= 15) {
         s->gemm_codes = (int)value;
         return UQ_OK;
     }
