@@ -18,16 +18,6 @@
 /* The pieces shared by gemm_body and gemm_dense (8 warps of 64 rows x 32
  * tokens, 4 x 4 tiles of m16n8k16 each). */
 
-__device__ __forceinline__ void gemm_zero(float acc[4][4][4])
-{
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
-}
-
 /* The B fragments of k-step ks for the warp's 4 token tiles (column wn)
  * from tile tBh, and with two from tile tBl as well (bl is left alone
  * otherwise), the two tiles' loads interleaved. */
@@ -368,12 +358,7 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_dense(const mm_args a)
     const int KT = (int)(a.K / GM_BK);
 
     float acc[C::MT][C::NT][4];
-#pragma unroll
-    for (int mt = 0; mt < C::MT; mt++)
-#pragma unroll
-        for (int nt = 0; nt < C::NT; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+    gemm_zero(acc);
 
 #pragma unroll
     for (int st = 0; st < DN_STAGES - 1; st++) {

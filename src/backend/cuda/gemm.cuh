@@ -53,6 +53,16 @@ __device__ __forceinline__ const mm_seg *gemm_seg(const mm_args *a, int blk, int
     return S;
 }
 
+template <int MT, int NT> __device__ __forceinline__ void gemm_zero(float (&acc)[MT][NT][4])
+{
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+}
+
 /* Input tile of stage kt: BN tokens x 64 f16 values of xh (rows past n
  * zero-filled) into the swizzled tile tB. */
 template <int BN>

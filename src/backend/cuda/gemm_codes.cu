@@ -148,12 +148,7 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_codes4(const mm_args a)
     const uint32_t sel = (uint32_t)c | 0x40u | ((uint32_t)c << 8) | 0x4000u;
 
     float acc[C::MT][C::NT][4];
-#pragma unroll
-    for (int mt = 0; mt < C::MT; mt++)
-#pragma unroll
-        for (int nt = 0; nt < C::NT; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+    gemm_zero(acc);
 
     /* the weights are not the previous kernel's: the first stages' codes
      * and scales are requested before waiting for it */
