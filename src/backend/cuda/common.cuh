@@ -113,12 +113,16 @@ static inline cudaError_t launch_kernel(const void *fn, dim3 grid, dim3 block, s
 /* Tensor-core pieces shared by the GEMM and attention: four 8 x 8 matrices
  * of 16-bit values from shared memory (transposed: for a B operand stored
  * k-major), and the m16n8k16 f16 MMA with fp32 accumulation. */
-__device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *smem)
+__device__ __forceinline__ void ldmatrix_x4(uint32_t *r, uint32_t saddr) /* a shared-space address */
 {
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s));
+                 : "r"(saddr));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *smem)
+{
+    ldmatrix_x4(r, (uint32_t)__cvta_generic_to_shared(smem));
 }
 
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *smem)

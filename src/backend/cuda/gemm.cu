@@ -425,8 +425,6 @@ cudaError_t launch_gemm_dequant(mm_args *a, uint16_t *scratch, cudaStream_t st)
 
 cudaError_t launch_gemm_dense(const mm_args *a, const uint16_t *scratch, cudaStream_t st)
 {
-    static int nsm = 0;
-    cudaError_t e;
     mm_args b = *a;
     int blocks = 0;
     int64_t rows = 0;
@@ -446,13 +444,12 @@ cudaError_t launch_gemm_dense(const mm_args *a, const uint16_t *scratch, cudaStr
             blocks += (int)((b.seg[i].rows + GM_BM - 1) / GM_BM);
         }
     }
-    if (nsm == 0) {
-        int dev = 0;
-        if ((e = cudaGetDevice(&dev)) != cudaSuccess) return e;
-        if ((e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return e;
+    int bn = uq_cuda_gemm_bn, few = 0;
+    if (bn != 64 && bn != 128) {
+        cudaError_t e = gemm_few_blocks((int64_t)blocks * ((b.n + 127) / 128), &few);
+        if (e != cudaSuccess) return e;
+        bn = few ? 64 : 128;
     }
-    int bn = uq_cuda_gemm_bn;
-    if (bn != 64 && bn != 128) bn = (int64_t)blocks * ((b.n + 127) / 128) < 2 * (int64_t)nsm ? 64 : 128;
     dim3 ggrid((unsigned)((b.n + bn - 1) / bn), (unsigned)blocks);
     void *args[] = {&b};
     if (bn == 64) return launch_kernel((const void *)gemm_dense<64>, ggrid, dim3(GM_THREADS), dn_cfg<64>::SMEM, st, args);

@@ -63,6 +63,21 @@ template <int MT, int NT> __device__ __forceinline__ void gemm_zero(float (&acc)
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
 }
 
+/* Whether `blocks` blocks would leave some multiprocessor of the current
+ * device without two (the count of multiprocessors read once). */
+static inline cudaError_t gemm_few_blocks(int64_t blocks, int *few)
+{
+    static int nsm = 0;
+    if (nsm == 0) {
+        int dev = 0;
+        cudaError_t e = cudaGetDevice(&dev);
+        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
+        if (e != cudaSuccess) return e;
+    }
+    *few = blocks < 2 * (int64_t)nsm;
+    return cudaSuccess;
+}
+
 /* Input tile of stage kt: BN tokens x 64 f16 values of xh (rows past n
  * zero-filled) into the swizzled tile tB. */
 template <int BN>

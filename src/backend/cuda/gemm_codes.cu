@@ -101,12 +101,6 @@ __device__ __forceinline__ uint32_t lds32(uint32_t addr)
     return x;
 }
 
-__device__ __forceinline__ void ldsm_x4(uint32_t *r, uint32_t addr)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
 
 template <int BM>
 __global__ void __launch_bounds__(GM_THREADS, 2) gemm_codes4(const mm_args a)
@@ -207,7 +201,7 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_codes4(const mm_args a)
 #pragma unroll
             for (int np = 0; np < C::NT / 2; np++) {
                 uint32_t r4[4];
-                ldsm_x4(r4, sx + xo[ks] + np * 16 * 128);
+                ldmatrix_x4(r4, sx + xo[ks] + np * 16 * 128);
                 bh[np * 2][0] = r4[0];
                 bh[np * 2][1] = r4[1];
                 bh[np * 2 + 1][0] = r4[2];
@@ -274,18 +268,13 @@ static int gc_blocks(mm_args *a, int bm)
 
 cudaError_t launch_gemm_codes(mm_args *a, cudaStream_t st)
 {
-    static int nsm = 0;
-    if (nsm == 0) {
-        int dev = 0;
-        cudaError_t e = cudaGetDevice(&dev);
-        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
-        if (e != cudaSuccess) return e;
-    }
     const int tiles = (a->n + GC_BN - 1) / GC_BN;
     /* 64-row blocks when 128-row ones would not give every multiprocessor
      * two (the SwiGLU epilogue pairs 16-row tiles: 128 only) */
-    int bm = 128, blocks = gc_blocks(a, 128);
-    if (a->mode != MM_SWIGLU && (int64_t)blocks * tiles < 2 * (int64_t)nsm) blocks = gc_blocks(a, bm = 64);
+    int bm = 128, blocks = gc_blocks(a, 128), few = 0;
+    const cudaError_t e = gemm_few_blocks((int64_t)blocks * tiles, &few);
+    if (e != cudaSuccess) return e;
+    if (a->mode != MM_SWIGLU && few) blocks = gc_blocks(a, bm = 64);
     dim3 grid((unsigned)tiles, (unsigned)blocks);
     void *args[] = {a};
     if (bm == 64) return launch_kernel((const void *)gemm_codes4<64>, grid, dim3(GM_THREADS), gc_cfg<64>::SMEM, st, args);

@@ -39,12 +39,12 @@ typedef struct mstate {
     /* activations for nbuf tokens */
     float *x, *xn, *qkv, *att, *gu, *h, *logits;
     uint16_t *sh, *sl;
-    /* quantized weights of one product expanded to f16 for the GEMM (prefill) */
-    uint16_t *wdq, *hh;
-    int64_t wdq_elems;
-    /* prefill pipeline: a scratch per product of a layer (q/k/v, o,
-     * gate/up: wdq, down), filled on a second stream a layer ahead while the
-     * main stream runs the products before (run_layer_pipe) */
+    /* h in f16 (prefill): the gate / up GEMM's output, the down GEMM's input */
+    uint16_t *hh;
+    /* quantized weights expanded to f16 for the prefill GEMMs: a scratch per
+     * product of a layer (q/k/v, o, gate/up, down), filled on a second stream
+     * a layer ahead while the main stream runs the products before
+     * (run_layer_pipe); the one-stream path uses the gate/up one */
     uint16_t *pscr[4];
     int64_t pscr_elems[4];
     int pipe_ok;
@@ -377,14 +377,13 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
         int64_t m = (s->q_dim + 2 * s->kv_dim) * s->dim;
         if (2 * s->ff * s->dim > m) m = 2 * s->ff * s->dim;
         if (s->q_dim * s->dim > m) m = s->q_dim * s->dim;
-        s->wdq_elems = m;
-        s->wdq = (uint16_t *)dalloc(s, (size_t)m * 2, &e);
-        /* h in f16, written by the gate / up GEMM for the down GEMM */
         s->hh = (uint16_t *)dalloc(s, nb * s->ff * 2, &e);
-        const int64_t pe[4] = {(s->q_dim + 2 * s->kv_dim) * s->dim, s->q_dim * s->dim, 0, s->ff * s->dim};
+        /* the scratch of gate/up (pscr[2]) holds the largest product: the
+         * one-stream path expands every product there */
+        const int64_t pe[4] = {(s->q_dim + 2 * s->kv_dim) * s->dim, s->q_dim * s->dim, m, s->ff * s->dim};
         for (int p = 0; p < 4; p++) {
-            s->pscr_elems[p] = p == 2 ? m : pe[p];
-            s->pscr[p] = p == 2 ? s->wdq : (uint16_t *)dalloc(s, (size_t)pe[p] * 2, &e);
+            s->pscr_elems[p] = pe[p];
+            s->pscr[p] = (uint16_t *)dalloc(s, (size_t)pe[p] * 2, &e);
         }
         if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&s->st2, cudaStreamNonBlocking);
         for (int i = 0; i < 4 && e == cudaSuccess; i++) {
@@ -467,20 +466,21 @@ static cudaError_t gemm_input(mstate *s, const dmat *const *w, const float *x, i
     return launch_split(x, ldx, NULL, 0.0, n, w[0]->cols, dmat_fmt(w[0]) != FMT_BF16, s->sh, s->sl, s->st);
 }
 
-/* The GEMM launch: 4-bit weights straight on their codes, other quantized
- * weights that fit the scratch through the dense f16 path (dequantized
- * first), the rest dequantized in the GEMM's loop. */
+/* The GEMM launch of the one-stream path (layers the pipeline does not
+ * take): 4-bit weights straight on their codes when gemm_codes has any bit
+ * set, other quantized weights that fit the scratch through the dense f16
+ * path (dequantized first), the rest dequantized in the GEMM's loop. */
 static int gemm_dense_ok(const mstate *s, const dmat *const *w, int nw)
 {
     int64_t elems = 0;
     for (int i = 0; i < nw; i++) elems += w[i]->rows * w[i]->cols;
-    return s->gemm_dequant && s->wdq && w[0]->quantized && elems <= s->wdq_elems;
+    return s->gemm_dequant && s->pscr[2] && w[0]->quantized && elems <= s->pscr_elems[2];
 }
 
 static cudaError_t gemm_launch(mstate *s, const dmat *const *w, int nw, mm_args *a)
 {
     if (s->gemm_codes && s->gemm_dequant && gemm_codes_ok(a)) return launch_gemm_codes(a, s->st);
-    if (gemm_dense_ok(s, w, nw)) return launch_gemm_dequant(a, s->wdq, s->st);
+    if (gemm_dense_ok(s, w, nw)) return launch_gemm_dequant(a, s->pscr[2], s->st);
     return launch_gemm(a, s->st);
 }
 
