@@ -48,8 +48,8 @@ static void die(const char *what)
 #define GOAL_DECODE 680.0
 #define GOAL_PREFILL 16000.0
 #define GOAL_GEMV 0.80
-/* the module's default for option gemm_codes (q/k/v and gate/up on their codes) */
-#define GEMM_CODES 5
+/* option gemm_codes: the module's default */
+#define GEMM_CODES -1
 
 /* ------------------------------------------------- synthetic bf16 model */
 
@@ -300,7 +300,7 @@ int main(int argc, char **argv)
         printf("\n");
     }
 
-    double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, prefill_expanded_tps = 0, decode_tps = 0, decode_api_tps = 0,
+    double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, prefill_expanded_tps = 0, prefill_mma_tps = 0, decode_tps = 0, decode_api_tps = 0,
            decode_deep_tps = 0, bytes_bf16 = 0;
     if (!no_model) {
         uq_model_config cfg = uq_synthetic_config(4096, 11008, layers, 32, 32, 32000, 0);
@@ -388,8 +388,15 @@ int main(int argc, char **argv)
             prefill_codes_tps[i] = prefill_with(c, "gemm_codes", code_masks[i], GEMM_CODES, ids, prompt, logits, tp, repeat);
         if (uq_cuda_set_option(c, "gemm_codes", 0) != UQ_OK) die("option");
         prefill_expanded_tps = prefill_with(c, "gemm_pipe", 1, 1, ids, prompt, logits, tp, repeat);
+        /* other tiles of the warpgroup kernel: 128 x 128 with 4 stages, 128 x 256 */
+        const double prefill_wgcfg_tps[2] = {prefill_with(c, "gemm_wg_cfg", 0, 1, ids, prompt, logits, tp, repeat),
+                                             prefill_with(c, "gemm_wg_cfg", 2, 1, ids, prompt, logits, tp, repeat)};
+        /* the dense products on mma.sync instead of the warpgroup MMAs */
+        prefill_mma_tps = prefill_with(c, "gemm_wgmma", 0, 1, ids, prompt, logits, tp, repeat);
+        if (uq_cuda_set_option(c, "gemm_wgmma", 0) != UQ_OK) die("option");
         const double prefill_bn_tps[2] = {prefill_with(c, "gemm_bn", 128, 0, ids, prompt, logits, tp, repeat),
                                           prefill_with(c, "gemm_bn", 64, 0, ids, prompt, logits, tp, repeat)};
+        if (uq_cuda_set_option(c, "gemm_wgmma", 1) != UQ_OK) die("option");
         const double prefill_nopipe_tps = prefill_with(c, "gemm_pipe", 0, 1, ids, prompt, logits, tp, repeat);
         if (uq_cuda_set_option(c, "gemm_codes", GEMM_CODES) != UQ_OK) die("option");
         decode_tps = decode_greedy(c, ids[0], decode, td, repeat);
@@ -430,7 +437,10 @@ int main(int argc, char **argv)
             printf("    prefill, on codes q/k/v + gate/up, gate/up, q/k/v (the rest expanded): %.0f, %.0f, %.0f tok/s\n",
                    prefill_codes_tps[1], prefill_codes_tps[2], prefill_codes_tps[3]);
             printf("    prefill, weights expanded to f16 first:        %8.0f tok/s\n", prefill_expanded_tps);
-            printf("      the same, dense tiles of 128 / 64 tokens:    %8.0f / %.0f tok/s\n", prefill_bn_tps[0],
+            printf("      the same, wgmma 128 x 128 4 stages / 128 x 256: %5.0f / %.0f tok/s\n", prefill_wgcfg_tps[0],
+                   prefill_wgcfg_tps[1]);
+            printf("      the same, on mma.sync instead of wgmma:     %8.0f tok/s\n", prefill_mma_tps);
+            printf("      the same on mma.sync, tiles of 128 / 64 tokens: %5.0f / %.0f tok/s\n", prefill_bn_tps[0],
                    prefill_bn_tps[1]);
             printf("      the same, expanded on the main stream:       %8.0f tok/s\n", prefill_nopipe_tps);
         }
@@ -476,6 +486,7 @@ int main(int argc, char **argv)
             json_object_set_new(mo, "prefill_tps", json_real(prefill_tps));
             json_object_set_new(mo, "prefill_inloop_tps", json_real(prefill_inloop_tps));
             json_object_set_new(mo, "prefill_expanded_tps", json_real(prefill_expanded_tps));
+            json_object_set_new(mo, "prefill_mma_sync_tps", json_real(prefill_mma_tps));
             json_object_set_new(mo, "prompt", json_integer(prompt));
             json_object_set_new(mo, "decode", json_integer(decode));
             json_object_set_new(o, "llama2_7b_shape_q4", mo);

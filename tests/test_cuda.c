@@ -137,16 +137,22 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
 
     /* prefill with every product on its 4-bit codes, and with every
      * product's weights expanded to f16 first instead of some or all on their
-     * codes (the weights rounded the same way but for rare double roundings);
-     * then dequantized inside the GEMM's loop instead of into the dense f16
-     * scratch first: the same products, the same bits */
-    for (int mode = 15; mode >= 0; mode -= 15) {
-        assert_int_equal(uq_cuda_set_option(gpu, "gemm_codes", mode), UQ_OK);
-        uq_context_reset(gpu, 0);
-        assert_int_equal(uq_forward(gpu, ids, n, ld), UQ_OK);
-        double dc = tu_max_abs_diff(lg, ld, nv);
-        print_message("%-14s prefill: max |default - %s| = %.3g\n", label, mode ? "all on codes" : "expanded first", dc);
-        assert_true(dc < tol_abs);
+     * codes (the weights rounded the same way but for rare double roundings),
+     * on the warpgroup MMAs (where the GPU has them) and on mma.sync (another
+     * order of summation); then dequantized inside the GEMM's loop instead of
+     * into the dense f16 scratch first: the same products as mma.sync on the
+     * expanded weights, the same bits */
+    for (int wg = 1; wg >= 0; wg--) {
+        assert_int_equal(uq_cuda_set_option(gpu, "gemm_wgmma", wg), UQ_OK);
+        for (int mode = 15; mode >= 0; mode -= 15) {
+            assert_int_equal(uq_cuda_set_option(gpu, "gemm_codes", mode), UQ_OK);
+            uq_context_reset(gpu, 0);
+            assert_int_equal(uq_forward(gpu, ids, n, ld), UQ_OK);
+            double dc = tu_max_abs_diff(lg, ld, nv);
+            print_message("%-14s prefill: max |default - %s%s| = %.3g\n", label, mode ? "all on codes" : "expanded first",
+                          wg ? "" : ", mma.sync", dc);
+            assert_true(dc < tol_abs);
+        }
     }
     memcpy(lg, ld, nv * sizeof(float));
     assert_int_equal(uq_cuda_set_option(gpu, "gemm_dequant", 0), UQ_OK);
@@ -156,7 +162,8 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
     print_message("%-14s prefill: max |dequantized first - in the loop| = %.3g\n", label, di);
     assert_memory_equal(lg, ld, nv * sizeof(float));
     assert_int_equal(uq_cuda_set_option(gpu, "gemm_dequant", 1), UQ_OK);
-    assert_int_equal(uq_cuda_set_option(gpu, "gemm_codes", 5), UQ_OK);
+    assert_int_equal(uq_cuda_set_option(gpu, "gemm_wgmma", 1), UQ_OK);
+    assert_int_equal(uq_cuda_set_option(gpu, "gemm_codes", -1), UQ_OK);
 
     /* decode: chunks of 1, 2, 3, ... tokens through the cache */
     uq_context_reset(gpu, 0);

@@ -57,6 +57,7 @@ typedef struct mm_args {
     double norm_eps;
     uint16_t *yh;        /* GEMM in the SwiGLU mode: f16 output [n][ldyh] */
     int64_t ldyh;
+    int ilv;             /* SwiGLU expansion: gate and up rows interleaved in runs of ilv (set by the launcher) */
 } mm_args;
 
 static inline int dmat_fmt(const dmat *m)
@@ -233,6 +234,17 @@ cudaError_t launch_gemm_dequant(mm_args *a, uint16_t *scratch, cudaStream_t st);
  * expanded into scratch, and the dense GEMM reading them. */
 cudaError_t launch_dequant(const mm_args *a, uint16_t *scratch, cudaStream_t st);
 cudaError_t launch_gemm_dense(const mm_args *a, const uint16_t *scratch, cudaStream_t st);
+/* gemm_wgmma.cu: the dense product on Hopper's warpgroup MMAs, when the GPU
+ * runs them and option gemm_wgmma allows (gemm_wg_ok), and the interleave of
+ * gate and up rows its SwiGLU epilogue expects of the expansion. */
+int gemm_wg_ok(void);
+int gemm_wg_ilv(void);
+cudaError_t launch_gemm_wg(const mm_args *b, cudaStream_t st);
+/* gemm_codes_wg.cu: the product on 4-bit codes on the warpgroup MMAs (used
+ * by launch_gemm_codes when gemm_wg_ok). */
+cudaError_t gemm_codes_wg_setup(void);
+cudaError_t launch_gemm_codes_wg(mm_args *a, cudaStream_t st);
+extern int uq_cuda_gemm_wgmma, uq_cuda_gemm_wg_cfg;
 /* Whether a two-segment product can run launch_gemm_dequant in the SwiGLU
  * mode (gate and up of equal rows, a multiple of 16, without biases): h =
  * silu(gate) * up written as f16 to a->yh. */

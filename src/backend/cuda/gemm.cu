@@ -248,12 +248,12 @@ __device__ __forceinline__ void gemm_body(const mm_args *a, const int F)
 
 /* Row of the scratch matrix that row r of segment si lands on: stacked after
  * the previous segments' rows, or (gate and up of the SwiGLU mode)
- * interleaved in runs of 16 rows, gate rows 16j..16j+15 then the same up
- * rows, so that one 16-row tile of the GEMM holds gate and the next the
- * matching up values. */
+ * interleaved in runs of ilv rows, gate rows ilv j .. ilv j + ilv - 1 then the
+ * same up rows: 16 for gemm_dense (one 16-row tile of the GEMM holds gate and
+ * the next the matching up values), 8 for gemm_wg (a thread's two rows). */
 __device__ __forceinline__ int64_t dq_out_row(const mm_args *a, int si, int64_t r)
 {
-    if (a->mode == MM_SWIGLU) return (r >> 4) * 32 + si * 16 + (r & 15);
+    if (a->mode == MM_SWIGLU) return (r / a->ilv) * 2 * a->ilv + si * a->ilv + r % a->ilv;
     int64_t row0 = 0;
     for (int i = 0; i < si; i++) row0 += a->seg[i].rows;
     return row0 + r;
@@ -413,7 +413,9 @@ cudaError_t launch_dequant(const mm_args *a, uint16_t *scratch, cudaStream_t st)
     for (int i = 0; i < a->nseg; i++)
         if (a->seg[i].rows > maxrows) maxrows = a->seg[i].rows;
     dim3 grid((unsigned)maxrows, (unsigned)a->nseg);
-    void *dargs[] = {(void *)a, &scratch};
+    mm_args b = *a;
+    b.ilv = gemm_wg_ilv();
+    void *dargs[] = {&b, &scratch};
     return launch_kernel((const void *)dequant_table[a->fmt - 1], grid, dim3(DQ_THREADS), 0, st, dargs);
 }
 
@@ -444,6 +446,7 @@ cudaError_t launch_gemm_dense(const mm_args *a, const uint16_t *scratch, cudaStr
             blocks += (int)((b.seg[i].rows + GM_BM - 1) / GM_BM);
         }
     }
+    if (gemm_wg_ok()) return launch_gemm_wg(&b, st);
     int bn = uq_cuda_gemm_bn, few = 0;
     if (bn != 64 && bn != 128) {
         cudaError_t e = gemm_few_blocks((int64_t)blocks * ((b.n + 127) / 128), &few);
@@ -487,6 +490,7 @@ cudaError_t gemm_setup(void)
     }
     cudaError_t e = gemm_codes_setup();
     if (e != cudaSuccess) return e;
+    (void)gemm_wg_ok(); /* probed here, outside any stream capture */
     e = cudaFuncSetAttribute(gemm_dense<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, dn_cfg<128>::SMEM);
     if (e != cudaSuccess) return e;
     return cudaFuncSetAttribute(gemm_dense<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, dn_cfg<64>::SMEM);

@@ -252,6 +252,11 @@ static void m_destroy(void *state)
     free(s);
 }
 
+/* The default of option gemm_codes (-1 restores it): on the warpgroup MMAs
+ * every product is fastest expanded first, on mma.sync q/k/v and gate/up
+ * are fastest on their codes. */
+static int gemm_codes_default(void) { return gemm_wg_ok() ? 0 : 5; }
+
 static int setup_once(char *err, size_t cap)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -307,7 +312,7 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     s->gemm_min = 9;
     s->gemm_dequant = 1;
     s->gemm_pipe = 1;
-    s->gemm_codes = 5;
+    s->gemm_codes = gemm_codes_default();
     s->maxk = s->dim;
     if (s->q_dim > s->maxk) s->maxk = s->q_dim;
     if (s->ff > s->maxk) s->maxk = s->ff;
@@ -954,12 +959,20 @@ static int m_set_option(void *state, const char *key, int64_t value)
         uq_cuda_gemm_bn = (int)value;
         return UQ_OK;
     }
+    if (strcmp(key, "gemm_wgmma") == 0) {
+        uq_cuda_gemm_wgmma = value != 0;
+        return UQ_OK;
+    }
+    if (strcmp(key, "gemm_wg_cfg") == 0 && value >= 0 && value <= 2) {
+        uq_cuda_gemm_wg_cfg = (int)value;
+        return UQ_OK;
+    }
     if (strcmp(key, "gemm_pipe") == 0) {
         s->gemm_pipe = value != 0;
         return UQ_OK;
     }
-    if (strcmp(key, "gemm_codes") == 0 && value >= 0 && value <= 15) {
-        s->gemm_codes = (int)value;
+    if (strcmp(key, "gemm_codes") == 0 && value >= -1 && value <= 15) {
+        s->gemm_codes = value < 0 ? gemm_codes_default() : (int)value;
         return UQ_OK;
     }
     if (strcmp(key, "gemm_dequant") == 0) {
