@@ -322,16 +322,8 @@ template <int BN>
 __device__ __forceinline__ void dense_load_stage(const mm_args *a, const mm_seg *S, int64_t row0, int tok0, int kt,
                                                  int buf, unsigned char *smem)
 {
-    typedef dn_cfg<BN> C;
-    const int tid = threadIdx.x;
-    const int64_t K = a->K, k0 = (int64_t)kt * GM_BK;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int idx = tid + i * GM_THREADS, r = idx >> 3, ch = idx & 7;
-        const int64_t rr = row0 + r < S->rows ? row0 + r : S->rows - 1;
-        cp_async16(smem + buf * GM_TILE + swz(r, ch), (const uint16_t *)S->w + rr * K + k0 + ch * 8, 16);
-    }
-    gemm_load_x<BN>(a, tok0, kt, smem + DN_STAGES * GM_TILE + buf * C::BTILE);
+    gemm_load_w(a, S, row0, kt, smem + buf * GM_TILE);
+    gemm_load_x<BN>(a, tok0, kt, smem + DN_STAGES * GM_TILE + buf * dn_cfg<BN>::BTILE);
 }
 
 /* Weights as f16 from the scratch, through a DN_STAGES-deep cp.async ring;

@@ -78,6 +78,22 @@ static inline cudaError_t gemm_few_blocks(int64_t blocks, int *few)
     return cudaSuccess;
 }
 
+/* Weight tile of stage kt: 128 rows from row0 x 64 f16 values of the dense
+ * matrix S->w (rows past the end clamped to the last) into the swizzled tile
+ * tA. */
+__device__ __forceinline__ void gemm_load_w(const mm_args *a, const mm_seg *S, int64_t row0, int kt,
+                                            unsigned char *tA)
+{
+    const int tid = threadIdx.x;
+    const int64_t K = a->K, k0 = (int64_t)kt * GM_BK;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int idx = tid + i * GM_THREADS, r = idx >> 3, ch = idx & 7;
+        const int64_t rr = row0 + r < S->rows ? row0 + r : S->rows - 1;
+        cp_async16(tA + swz(r, ch), (const uint16_t *)S->w + rr * K + k0 + ch * 8, 16);
+    }
+}
+
 /* Input tile of stage kt: BN tokens x 64 f16 values of xh (rows past n
  * zero-filled) into the swizzled tile tB. */
 template <int BN>

@@ -4,41 +4,22 @@
  * accumulation, on the asynchronous tensor-core instructions that Hopper
  * runs at about twice the rate of mma.sync.
  *
- * A block of two warpgroups computes 128 weight rows x 128 tokens: each
- * warpgroup 64 rows with one m64n128k16 MMA per 16 values of K, both
- * operands read by the tensor cores straight from shared memory (K-major
- * tiles of 64 values, the 128-byte swizzle that gemm.cuh's swz writes). The
- * tiles come through a cp.async ring; the MMAs of one stage
- * run while the next stage's are issued, so a stage is refilled only after
- * the MMAs two stages back are done.
+ * A block of two warpgroups computes 128 weight rows x 128 tokens (or 256
+ * tokens, option gemm_wg_cfg): each warpgroup 64 rows with one m64n128k16
+ * MMA per 16 values of K, both operands read by the tensor cores straight
+ * from shared memory (K-major tiles of 64 values in the 128-byte swizzle
+ * that gemm.cuh's swz writes). The tiles come through a cp.async ring of 6
+ * stages (192 KB, one block per multiprocessor); the MMAs of one stage run
+ * while the next stage's are issued, so a stage is refilled only after the
+ * MMAs two stages back are done.
  *
- * Accumulator layout (per warp, like mma.sync's m16n8 tiles side by side):
- * value 4 j + 2 h + e of a thread is row 16 (warp % 4) + lane / 4 + 8 h of
- * its warpgroup's 64, token 8 j + 2 (lane % 4) + e. In the SwiGLU mode the
- * expansion interleaves gate and up by 8 rows (wg_ilv), so a thread holds
- * the gate value in h = 0 and the up value of the same row in h = 1.
+ * Accumulators as in wgmma.cuh; in the SwiGLU mode the expansion interleaves
+ * gate and up by 8 rows (gemm_wg_ilv), so that a thread holds a gate value
+ * and the up value of the same row (wg_store).
  *
  * Built for sm_90a only; elsewhere the kernel is empty and gemm_wg_ok()
  * (a probe run once) says so. */
 #include "wgmma.cuh"
-
-
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-template <int BN>
-__device__ __forceinline__ void wg_load_stage(const mm_args *a, const mm_seg *S, int64_t row0, int tok0, int kt,
-                                              unsigned char *st)
-{
-    const int tid = threadIdx.x;
-    const int64_t K = a->K, k0 = (int64_t)kt * GM_BK;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int idx = tid + i * GM_THREADS, r = idx >> 3, ch = idx & 7;
-        const int64_t rr = row0 + r < S->rows ? row0 + r : S->rows - 1;
-        cp_async16(st + swz(r, ch), (const uint16_t *)S->w + rr * K + k0 + ch * 8, 16);
-    }
-    gemm_load_x<BN>(a, tok0, kt, st + GM_TILE);
-}
-#endif
 
 /* Tile of 128 rows x BN tokens (128 or 256), STAGES-deep ring. */
 template <int BN, int STAGES> struct wg_cfg {
@@ -69,7 +50,10 @@ __global__ void __launch_bounds__(GM_THREADS, 1) gemm_wg(const mm_args a)
 
 #pragma unroll
     for (int st = 0; st < STAGES - 2; st++) {
-        if (st < KT) wg_load_stage<BN>(&a, S, row0, tok0, st, smem + st * C::STAGE);
+        if (st < KT) {
+            gemm_load_w(&a, S, row0, st, smem + st * C::STAGE);
+            gemm_load_x<BN>(&a, tok0, st, smem + st * C::STAGE + GM_TILE);
+        }
         cp_async_commit();
     }
     for (int kt = 0; kt < KT; kt++) {
@@ -81,8 +65,11 @@ __global__ void __launch_bounds__(GM_THREADS, 1) gemm_wg(const mm_args a)
         __syncthreads();
         /* the buffer refilled here was last read by the MMAs of stage kt - 2,
          * done (every warpgroup waited for them before the barrier) */
-        if (kt + STAGES - 2 < KT)
-            wg_load_stage<BN>(&a, S, row0, tok0, kt + STAGES - 2, smem + ((kt + STAGES - 2) % STAGES) * C::STAGE);
+        if (kt + STAGES - 2 < KT) {
+            unsigned char *st = smem + ((kt + STAGES - 2) % STAGES) * C::STAGE;
+            gemm_load_w(&a, S, row0, kt + STAGES - 2, st);
+            gemm_load_x<BN>(&a, tok0, kt + STAGES - 2, st + GM_TILE);
+        }
         cp_async_commit();
         const uint32_t tA = sbase + buf * C::STAGE + wg * (64 * 128), tB = sbase + buf * C::STAGE + GM_TILE;
         wg_fence();
