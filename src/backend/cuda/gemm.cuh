@@ -127,6 +127,12 @@ __device__ __forceinline__ void gemm_frag_x(uint32_t (&bh)[NT][2], const unsigne
     }
 }
 
+/* silu(g) * u rounded to f16: the SwiGLU epilogues' output. */
+__device__ __forceinline__ uint16_t swiglu_f16(float g, float u)
+{
+    return __half_as_ushort(__float2half_rn(g / (1.0f + expf(-g)) * u));
+}
+
 /* A warp's results: element e of tile (mt, nt) is row r0 + mt * 16 + 8 (e /
  * 2), token t0 + nt * 8 + e % 2 (r0, t0 with the lane's offsets). Bias and
  * store / add to y; in the SwiGLU mode (rows of gate and up interleaved by
@@ -148,8 +154,7 @@ __device__ __forceinline__ void gemm_store(const mm_args &a, const mm_seg *S, in
                     const int tok = t0 + nt * 8 + (e & 1);
                     const int64_t row = hr + (e >> 1) * 8;
                     if (tok >= a.n || row >= hrows) continue;
-                    const float g = acc[mt][nt][e], u = acc[mt + 1][nt][e];
-                    a.yh[(int64_t)tok * a.ldyh + row] = __half_as_ushort(__float2half_rn(g / (1.0f + expf(-g)) * u));
+                    a.yh[(int64_t)tok * a.ldyh + row] = swiglu_f16(acc[mt][nt][e], acc[mt + 1][nt][e]);
                 }
         }
         return;

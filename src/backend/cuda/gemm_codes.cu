@@ -61,29 +61,8 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_codes4(const mm_args a)
     const mm_seg *S = a.mode == MM_SWIGLU ? &a.seg[0] : gemm_seg(&a, (int)blockIdx.y, BM, &row0);
     const int tok0 = blockIdx.x * GC_BN, KT = (int)(a.K / GM_BK);
 
-    /* loader roles: 16-byte half tid % 2 of code row tid / 2, and the scale
-     * and bias of row tid */
-    const unsigned char *wsrc = NULL;
-    int wdst = 0;
-    if (tid < 2 * BM) {
-        int64_t r;
-        const int R = tid >> 1;
-        const mm_seg *T = gc_row(a, S, row0, R, 16, &r);
-        wsrc = (const unsigned char *)T->w + r * T->wpr * 4 + (tid & 1) * 16;
-        wdst = gc_off(R, (tid & 1) * 2);
-    }
-    const void *sp = NULL, *bp = NULL;
-    int64_t sidx = 0;
-    int sgroup = GM_BK, sdt = UQ_F32;
-    if (tid < BM) {
-        int64_t r;
-        const mm_seg *T = gc_row(a, S, row0, tid, 16, &r);
-        sp = T->s;
-        bp = T->scheme == UQ_SCHEME_AFFINE ? T->b : NULL;
-        sgroup = T->group;
-        sdt = T->sdt;
-        sidx = r * (a.K / T->group);
-    }
+    gc_loader L;
+    gc_loader_init(&L, a, S, row0, BM, 16);
     const uint32_t sub = S->scheme == UQ_SCHEME_AFFINE ? 0x54006400u : 0x54806408u; /* (1024, 64) or (1032, 72) */
     const uint32_t sel = (uint32_t)c | 0x40u | ((uint32_t)c << 8) | 0x4000u;
 
@@ -96,8 +75,8 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_codes4(const mm_args a)
     for (int st = 0; st < GC_STAGES - 1; st++) {
         if (st >= KT) break;
         unsigned char *base = smem + st * C::STAGE;
-        if (wsrc) cp_async16(base + C::XTILE + wdst, wsrc + st * 32, 16);
-        if (sp) *(uint32_t *)(base + C::XTILE + C::WTILE + tid * 4) = gc_scale(sp, bp, sidx + st * GM_BK / sgroup, sdt);
+        gc_load_codes(&L, base + C::XTILE, st);
+        if (L.sp) *(uint32_t *)(base + C::XTILE + C::WTILE + tid * 4) = gc_load_scale(&L, st);
     }
     pdl_wait();
 #pragma unroll
@@ -124,8 +103,8 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_codes4(const mm_args a)
         if (nk < KT) {
             unsigned char *base = smem + nb * C::STAGE;
             gemm_load_x<GC_BN>(&a, tok0, nk, base);
-            if (wsrc) cp_async16(base + C::XTILE + wdst, wsrc + (int64_t)nk * 32, 16);
-            if (sp) sb_next = gc_scale(sp, bp, sidx + (int64_t)nk * GM_BK / sgroup, sdt);
+            gc_load_codes(&L, base + C::XTILE, nk);
+            sb_next = gc_load_scale(&L, nk);
         }
         cp_async_commit();
 
@@ -170,7 +149,7 @@ __global__ void __launch_bounds__(GM_THREADS, 2) gemm_codes4(const mm_args a)
         }
         /* stage nk's buffer was last read in the previous iteration, before
          * this iteration's barrier */
-        if (nk < KT && sp) *(uint32_t *)(smem + nb * C::STAGE + C::XTILE + C::WTILE + tid * 4) = sb_next;
+        if (nk < KT && L.sp) *(uint32_t *)(smem + nb * C::STAGE + C::XTILE + C::WTILE + tid * 4) = sb_next;
     }
     cp_async_wait_all();
     gemm_store<C::MT, C::NT>(a, S, row0 + wm * C::MT * 16 + g, tok0 + wn * C::NT * 8 + c * 2, a.seg[0].rows, acc);

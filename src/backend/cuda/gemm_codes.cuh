@@ -61,4 +61,55 @@ __device__ __forceinline__ uint32_t lds32(uint32_t addr)
     return x;
 }
 
+/* A thread's part in filling a stage of a BM-row code tile: the 16-byte
+ * half tid % 2 of code row tid / 2 (tid < 2 BM), and the (scale, bias) pair
+ * of row tid (tid < BM; sp NULL otherwise). Rows as gc_row with ilv. */
+typedef struct gc_loader {
+    const unsigned char *wsrc; /* NULL: no code copy */
+    int wdst;
+    const void *sp, *bp;
+    int64_t sidx;
+    int sgroup, sdt;
+} gc_loader;
+
+__device__ __forceinline__ void gc_loader_init(gc_loader *L, const mm_args &a, const mm_seg *S, int64_t row0,
+                                               int BM, int ilv)
+{
+    const int tid = threadIdx.x;
+    L->wsrc = NULL;
+    L->wdst = 0;
+    if (tid < 2 * BM) {
+        int64_t r;
+        const int R = tid >> 1;
+        const mm_seg *T = gc_row(a, S, row0, R, ilv, &r);
+        L->wsrc = (const unsigned char *)T->w + r * T->wpr * 4 + (tid & 1) * 16;
+        L->wdst = gc_off(R, (tid & 1) * 2);
+    }
+    L->sp = L->bp = NULL;
+    L->sidx = 0;
+    L->sgroup = GM_BK;
+    L->sdt = UQ_F32;
+    if (tid < BM) {
+        int64_t r;
+        const mm_seg *T = gc_row(a, S, row0, tid, ilv, &r);
+        L->sp = T->s;
+        L->bp = T->scheme == UQ_SCHEME_AFFINE ? T->b : NULL;
+        L->sgroup = T->group;
+        L->sdt = T->sdt;
+        L->sidx = r * (a.K / T->group);
+    }
+}
+
+/* The thread's code copy of stage kt into the code tile wt. */
+__device__ __forceinline__ void gc_load_codes(const gc_loader *L, unsigned char *wt, int kt)
+{
+    if (L->wsrc) cp_async16(wt + L->wdst, L->wsrc + (int64_t)kt * 32, 16);
+}
+
+/* The (scale, bias) pair of the thread's row for stage kt (0 without one). */
+__device__ __forceinline__ uint32_t gc_load_scale(const gc_loader *L, int kt)
+{
+    return L->sp ? gc_scale(L->sp, L->bp, L->sidx + (int64_t)kt * GM_BK / L->sgroup, L->sdt) : 0u;
+}
+
 #endif

@@ -38,29 +38,8 @@ __global__ void __launch_bounds__(GM_THREADS, 1) gemm_codes_wg(const mm_args a)
     const mm_seg *S = a.mode == MM_SWIGLU ? &a.seg[0] : gemm_seg(&a, (int)blockIdx.y, 128, &row0);
     const int tok0 = blockIdx.x * 128, KT = (int)(a.K / GM_BK);
 
-    /* loader roles: 16-byte half tid % 2 of code row tid / 2, and the scale
-     * and bias of row tid */
-    const unsigned char *wsrc;
-    int wdst;
-    {
-        int64_t r;
-        const int R = tid >> 1;
-        const mm_seg *T = gc_row(a, S, row0, R, 8, &r);
-        wsrc = (const unsigned char *)T->w + r * T->wpr * 4 + (tid & 1) * 16;
-        wdst = gc_off(R, (tid & 1) * 2);
-    }
-    const void *sp = NULL, *bp = NULL;
-    int64_t sidx = 0;
-    int sgroup = GM_BK, sdt = UQ_F32;
-    if (tid < 128) {
-        int64_t r;
-        const mm_seg *T = gc_row(a, S, row0, tid, 8, &r);
-        sp = T->s;
-        bp = T->scheme == UQ_SCHEME_AFFINE ? T->b : NULL;
-        sgroup = T->group;
-        sdt = T->sdt;
-        sidx = r * (a.K / T->group);
-    }
+    gc_loader L;
+    gc_loader_init(&L, a, S, row0, 128, 8);
     const uint32_t sub = S->scheme == UQ_SCHEME_AFFINE ? 0x54006400u : 0x54806408u; /* (1024, 64) or (1032, 72) */
     const uint32_t sel = (uint32_t)c | 0x40u | ((uint32_t)c << 8) | 0x4000u;
 
@@ -72,8 +51,8 @@ __global__ void __launch_bounds__(GM_THREADS, 1) gemm_codes_wg(const mm_args a)
     for (int st = 0; st < GCW_STAGES - 2; st++) {
         if (st >= KT) break;
         unsigned char *base = smem + st * GCW_STAGE;
-        cp_async16(base + GCW_XTILE + wdst, wsrc + st * 32, 16);
-        if (sp) *(uint32_t *)(base + GCW_XTILE + GCW_WTILE + tid * 4) = gc_scale(sp, bp, sidx + st * GM_BK / sgroup, sdt);
+        gc_load_codes(&L, base + GCW_XTILE, st);
+        if (L.sp) *(uint32_t *)(base + GCW_XTILE + GCW_WTILE + tid * 4) = gc_load_scale(&L, st);
     }
     pdl_wait();
 #pragma unroll
@@ -100,8 +79,8 @@ __global__ void __launch_bounds__(GM_THREADS, 1) gemm_codes_wg(const mm_args a)
         if (nk < KT) {
             unsigned char *base = smem + nb * GCW_STAGE;
             gemm_load_x<128>(&a, tok0, nk, base);
-            cp_async16(base + GCW_XTILE + wdst, wsrc + (int64_t)nk * 32, 16);
-            if (sp) sb_next = gc_scale(sp, bp, sidx + (int64_t)nk * GM_BK / sgroup, sdt);
+            gc_load_codes(&L, base + GCW_XTILE, nk);
+            sb_next = gc_load_scale(&L, nk);
         }
         cp_async_commit();
 
@@ -126,7 +105,7 @@ __global__ void __launch_bounds__(GM_THREADS, 1) gemm_codes_wg(const mm_args a)
             /* the MMA before this one is done: its fragment may be rewritten */
             wg_wait<1>();
         }
-        if (nk < KT && sp) *(uint32_t *)(smem + nb * GCW_STAGE + GCW_XTILE + GCW_WTILE + tid * 4) = sb_next;
+        if (nk < KT && L.sp) *(uint32_t *)(smem + nb * GCW_STAGE + GCW_XTILE + GCW_WTILE + tid * 4) = sb_next;
     }
     wg_wait<0>();
     cp_async_wait_all();
