@@ -239,11 +239,11 @@ cudaError_t launch_gemm_dense(const mm_args *a, const uint16_t *scratch, cudaStr
  * gate and up rows its SwiGLU epilogue expects of the expansion. */
 int gemm_wg_ok(void);
 int gemm_wg_ilv(void);
-cudaError_t launch_gemm_wg(const mm_args *b, cudaStream_t st);
+cudaError_t launch_gemm_wg(const mm_args *b, int blocks, cudaStream_t st); /* blocks: 128-row blocks, blk0 set */
 /* gemm_codes_wg.cu: the product on 4-bit codes on the warpgroup MMAs (used
  * by launch_gemm_codes when gemm_wg_ok). */
 cudaError_t gemm_codes_wg_setup(void);
-cudaError_t launch_gemm_codes_wg(mm_args *a, cudaStream_t st);
+cudaError_t launch_gemm_codes_wg(mm_args *a, int blocks, cudaStream_t st); /* blocks: gc_blocks(a, 128) */
 extern int uq_cuda_gemm_wgmma, uq_cuda_gemm_wg_cfg;
 /* Whether a two-segment product can run launch_gemm_dequant in the SwiGLU
  * mode (gate and up of equal rows, a multiple of 16, without biases): h =

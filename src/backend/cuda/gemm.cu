@@ -438,7 +438,7 @@ cudaError_t launch_gemm_dense(const mm_args *a, const uint16_t *scratch, cudaStr
             blocks += (int)((b.seg[i].rows + GM_BM - 1) / GM_BM);
         }
     }
-    if (gemm_wg_ok()) return launch_gemm_wg(&b, st);
+    if (gemm_wg_ok()) return launch_gemm_wg(&b, blocks, st);
     int bn = uq_cuda_gemm_bn, few = 0;
     if (bn != 64 && bn != 128) {
         cudaError_t e = gemm_few_blocks((int64_t)blocks * ((b.n + 127) / 128), &few);

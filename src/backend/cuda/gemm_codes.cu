@@ -193,7 +193,7 @@ static int gc_blocks(mm_args *a, int bm)
 
 cudaError_t launch_gemm_codes(mm_args *a, cudaStream_t st)
 {
-    if (gemm_wg_ok()) return launch_gemm_codes_wg(a, st);
+    if (gemm_wg_ok()) return launch_gemm_codes_wg(a, gc_blocks(a, 128), st);
     const int tiles = (a->n + GC_BN - 1) / GC_BN;
     /* 64-row blocks when 128-row ones would not give every multiprocessor
      * two (the SwiGLU epilogue pairs 16-row tiles: 128 only) */

@@ -118,17 +118,8 @@ cudaError_t gemm_codes_wg_setup(void)
     return cudaFuncSetAttribute(gemm_codes_wg, cudaFuncAttributeMaxDynamicSharedMemorySize, GCW_SMEM);
 }
 
-cudaError_t launch_gemm_codes_wg(mm_args *a, cudaStream_t st)
+cudaError_t launch_gemm_codes_wg(mm_args *a, int blocks, cudaStream_t st)
 {
-    int blocks = 0;
-    if (a->mode == MM_SWIGLU) {
-        blocks = (int)((2 * a->seg[0].rows + 127) / 128);
-    } else {
-        for (int i = 0; i < a->nseg; i++) {
-            a->seg[i].blk0 = blocks;
-            blocks += (int)((a->seg[i].rows + 127) / 128);
-        }
-    }
     dim3 grid((unsigned)((a->n + 127) / 128), (unsigned)blocks);
     void *args[] = {a};
     return launch_kernel((const void *)gemm_codes_wg, grid, dim3(GM_THREADS), GCW_SMEM, st, args);

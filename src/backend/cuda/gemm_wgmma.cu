@@ -133,11 +133,9 @@ int gemm_wg_ok(void)
 
 int gemm_wg_ilv(void) { return gemm_wg_ok() ? 8 : 16; }
 
-cudaError_t launch_gemm_wg(const mm_args *b, cudaStream_t st)
+cudaError_t launch_gemm_wg(const mm_args *b, int blocks, cudaStream_t st)
 {
     const int c = uq_cuda_gemm_wg_cfg, bn = wg_bn[c];
-    int blocks = 0;
-    for (int i = 0; i < b->nseg; i++) blocks = b->seg[i].blk0 + (int)((b->seg[i].rows + GM_BM - 1) / GM_BM);
     dim3 grid((unsigned)((b->n + bn - 1) / bn), (unsigned)blocks);
     void *args[] = {(void *)b};
     return launch_kernel((const void *)wg_table[c], grid, dim3(GM_THREADS), wg_smem[c], st, args);
