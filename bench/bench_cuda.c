@@ -185,6 +185,7 @@ static double quantize_model(const char *src, const char *dst, const char *backe
 typedef struct gemv_row {
     int64_t rows, cols;
     double gbps, copy, us, err, copies, mhz;
+    double fp32_ratio; /* the fp32 kernels' share of the copy, measured next */
 } gemv_row;
 
 static int cmp_double(const void *a, const void *b)
@@ -270,24 +271,27 @@ int main(int argc, char **argv)
     gemv_row g[3];
     memset(g, 0, sizeof g);
     if (!json && !no_gemv)
-        printf("(a) 4-bit GEMV (affine, group 64, bf16 scales), batch 1\n%-14s %10s %10s %7s %9s %9s %8s\n",
-               "rows x cols", "GEMV GB/s", "copy GB/s", "ratio", "us", "rel err", "SM MHz");
+        printf("(a) 4-bit GEMV (affine, group 64, bf16 scales), batch 1; last column: the fp32 kernels\n"
+               "%-14s %10s %10s %7s %9s %9s %8s %7s\n",
+               "rows x cols", "GEMV GB/s", "copy GB/s", "ratio", "us", "rel err", "SM MHz", "fp32");
     for (int i = 0; i < 3 && !no_gemv; i++) {
         double out[6];
         if (uq_cuda_bench_gemv(shapes[i][0], shapes[i][1], 4, 64, 1, -1, out) != UQ_OK) die("GEMV benchmark");
-        g[i] = (gemv_row){shapes[i][0], shapes[i][1], out[0], out[1], out[2], out[3], out[4], out[5]};
+        g[i] = (gemv_row){shapes[i][0], shapes[i][1], out[0], out[1], out[2], out[3], out[4], out[5], 0};
+        if (uq_cuda_bench_gemv(shapes[i][0], shapes[i][1], 4, 64, 1, 6, out) != UQ_OK) die("GEMV benchmark");
+        g[i].fp32_ratio = out[0] / out[1];
         if (!json)
-            printf("%5lld x %-6lld %10.0f %10.0f %6.1f%% %9.2f %9.1e %8.0f\n", (long long)g[i].rows,
+            printf("%5lld x %-6lld %10.0f %10.0f %6.1f%% %9.2f %9.1e %8.0f %6.1f%%\n", (long long)g[i].rows,
                    (long long)g[i].cols, g[i].gbps, g[i].copy, 100.0 * g[i].gbps / g[i].copy, g[i].us, g[i].err,
-                   g[i].mhz);
+                   g[i].mhz, 100.0 * g[i].fp32_ratio);
     }
 
-    /* kernel variants: the register pipeline (rows per warp, chunks per
-     * stage), the persistent kernel (rows per warp, "full": as many blocks
-     * as fit) */
-    static const char *vnames[6] = {"registers R4 U2", "registers R4 U1", "persistent R2", "persistent R2 full",
-                                    "persistent R1",   "persistent R1 full"};
-    for (int v = 0; v < 6 && variants && !json; v++) {
+    /* kernel variants: the fp32 register pipeline (rows per warp, chunks
+     * per stage), the fp32 persistent kernel (rows per warp, "full": as many
+     * blocks as fit), the fp32 kernels as chosen without the integer MMAs */
+    static const char *vnames[7] = {"registers R4 U2", "registers R4 U1", "persistent R2", "persistent R2 full",
+                                    "persistent R1",   "persistent R1 full", "fp32 kernels"};
+    for (int v = 0; v < 7 && variants && !json; v++) {
         printf("    variant %s:", vnames[v]);
         for (int i = 0; i < 3; i++) {
             double out[6];
@@ -301,7 +305,7 @@ int main(int argc, char **argv)
     }
 
     double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, prefill_expanded_tps = 0, prefill_mma_tps = 0, decode_tps = 0, decode_api_tps = 0,
-           decode_deep_tps = 0, bytes_bf16 = 0;
+           decode_deep_tps = 0, decode_fp32_tps = 0, bytes_bf16 = 0;
     if (!no_model) {
         uq_model_config cfg = uq_synthetic_config(4096, 11008, layers, 32, 32, 32000, 0);
         char bf16[4096], q4[4096], qcpu[4200];
@@ -412,6 +416,9 @@ int main(int argc, char **argv)
         }
         decode_api_tps = decode / median(td, repeat);
         /* the same without dependent launches and without graphs, for comparison */
+        if (uq_cuda_set_option(c, "gemv_mma", 0) != UQ_OK) die("option");
+        decode_fp32_tps = decode_greedy(c, ids[0], decode, td, repeat);
+        if (uq_cuda_set_option(c, "gemv_mma", 1) != UQ_OK) die("option");
         double decode_nopdl_tps = 0, decode_nograph_tps = 0;
         for (int pass = 0; pass < 2; pass++) {
             if (uq_cuda_set_option(c, pass == 0 ? "pdl" : "graphs", 0) != UQ_OK) die("option");
@@ -425,6 +432,7 @@ int main(int argc, char **argv)
                    decode, decode_tps, GOAL_DECODE, decode_tps / GOAL_DECODE, LLAMACPP_DECODE,
                    decode_tps / LLAMACPP_DECODE);
             printf("    decode, same through uq_forward_last + logits: %8.1f tok/s\n", decode_api_tps);
+            printf("    decode, with the fp32 GEMV kernels:           %8.1f tok/s\n", decode_fp32_tps);
             printf("    decode, without dependent launches:           %8.1f tok/s\n", decode_nopdl_tps);
             printf("    decode, without them and without CUDA graphs: %8.1f tok/s\n", decode_nograph_tps);
             printf("    decode, %d tokens after %d prompt tokens:   %8.1f tok/s\n", decode, prompt, decode_deep_tps);
@@ -471,6 +479,7 @@ int main(int argc, char **argv)
             json_object_set_new(r, "us", json_real(g[i].us));
             json_object_set_new(r, "rel_err", json_real(g[i].err));
             json_object_set_new(r, "sm_mhz", json_real(g[i].mhz));
+            json_object_set_new(r, "fp32_kernels_ratio", json_real(g[i].fp32_ratio));
             json_array_append_new(ga, r);
         }
         json_object_set_new(o, "gemv_4bit_batch1", ga);
@@ -482,6 +491,7 @@ int main(int argc, char **argv)
             if (cpu_quant) json_object_set_new(mo, "quantize_cpu_s", json_real(t_qcpu));
             json_object_set_new(mo, "decode_tps", json_real(decode_tps));
             json_object_set_new(mo, "decode_api_tps", json_real(decode_api_tps));
+            json_object_set_new(mo, "decode_fp32_gemv_tps", json_real(decode_fp32_tps));
             json_object_set_new(mo, "decode_after_prompt_tps", json_real(decode_deep_tps));
             json_object_set_new(mo, "prefill_tps", json_real(prefill_tps));
             json_object_set_new(mo, "prefill_inloop_tps", json_real(prefill_inloop_tps));

@@ -10,10 +10,11 @@
  * --backend cuda measures the GPU's decode kernels instead (through the CUDA
  * module, uq_cuda_bench_gemv): by default on 4096 x 4096, 4096 x 14336 and
  * 14336 x 4096 (or --rows x --cols), against a device-to-device copy timed
- * in the same run (bytes read + written); --n up to 8 tokens.
+ * in the same run (bytes read + written); --n up to 8 tokens; --fp32 the
+ * fp32 kernels in place of the integer-MMA one (4 bits, one token).
  *
  *   bench_gemv [--threads N] [--backend cpu|cpu-ref|cuda] [--kernels generic|avx2|avx512|neon]
- *              [--rows R] [--cols C] [--group G] [--bits LIST] [--n N] [--seconds S] [--json] */
+ *              [--rows R] [--cols C] [--group G] [--bits LIST] [--n N] [--seconds S] [--json] [--fp32] */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,7 +154,7 @@ static void free_weight(bench_weight *b)
 /* GEMV bandwidth of the CUDA backend's kernels (weights + scales + biases
  * read) against a device-to-device copy in the same run; rows / cols 0: the
  * three default shapes. */
-static int bench_cuda_gemv(int64_t rows, int64_t cols, int group, const char *bits_list, int64_t n, int json)
+static int bench_cuda_gemv(int64_t rows, int64_t cols, int group, const char *bits_list, int64_t n, int variant, int json)
 {
     char why[256];
     if (!uq_cuda_available(why, sizeof why)) {
@@ -164,8 +165,9 @@ static int bench_cuda_gemv(int64_t rows, int64_t cols, int group, const char *bi
     const int nshape = rows > 0 ? 1 : 3;
     json_t *jr = json_array();
     if (!json)
-        printf("backend cuda (%s), affine g%d bf16 scales, %lld input row%s\n%-5s %-14s %10s %10s %7s %9s %9s\n",
-               uq_cuda_device_name(), group, (long long)n, n == 1 ? "" : "s", "bits", "rows x cols", "GEMV GB/s",
+        printf("backend cuda (%s)%s, affine g%d bf16 scales, %lld input row%s\n%-5s %-14s %10s %10s %7s %9s %9s\n",
+               uq_cuda_device_name(), variant >= 0 ? ", fp32 kernels" : "", group, (long long)n, n == 1 ? "" : "s",
+               "bits", "rows x cols", "GEMV GB/s",
                "copy GB/s", "ratio", "us", "rel err");
     for (const char *p = bits_list; *p;) {
         int bits = atoi(p);
@@ -174,7 +176,7 @@ static int bench_cuda_gemv(int64_t rows, int64_t cols, int group, const char *bi
         for (int i = 0; i < nshape; i++) {
             const int64_t r = rows > 0 ? rows : shapes[i][0], c = rows > 0 ? cols : shapes[i][1];
             double out[6];
-            if (uq_cuda_bench_gemv(r, c, bits, group, (int)n, -1, out) != UQ_OK) {
+            if (uq_cuda_bench_gemv(r, c, bits, group, (int)n, variant, out) != UQ_OK) {
                 fprintf(stderr, "bench_gemv: %d-bit [%lld x %lld]: %s\n", bits, (long long)r, (long long)c,
                         uq_last_error());
                 json_decref(jr);
@@ -215,12 +217,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_gemv [--threads N] [--backend cpu|cpu-ref|cuda] [--kernels generic|avx2|avx512|neon]\n"
-            "                  [--rows R] [--cols C] [--group G] [--bits LIST] [--n N] [--seconds S] [--json]\n");
+            "                  [--rows R] [--cols C] [--group G] [--bits LIST] [--n N] [--seconds S] [--json]\n"
+            "                  [--fp32] (cuda: the fp32 kernels, not the integer MMAs)\n");
 }
 
 int main(int argc, char **argv)
 {
-    int threads = 0, json = 0, group = 64;
+    int threads = 0, json = 0, group = 64, fp32 = 0;
     int64_t rows = 4096, cols = 14336, n = 1;
     int shape_given = 0;
     double seconds = 1.0;
@@ -228,6 +231,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) json = 1;
+        else if (strcmp(a, "--fp32") == 0) fp32 = 1;
         else if (!v) return usage(), 2;
         else if (strcmp(a, "--threads") == 0) threads = atoi(v), i++;
         else if (strcmp(a, "--backend") == 0) backend = v, i++;
@@ -244,7 +248,9 @@ int main(int argc, char **argv)
     if (rows < 1 || cols < 1 || n < 1 || seconds <= 0) return usage(), 2;
     if (strcmp(backend, "cuda") == 0) {
         if (n > 8) return usage(), 2;
-        return bench_cuda_gemv(shape_given ? rows : 0, shape_given ? cols : 0, group, bits_list, n, json);
+        /* variant 6: the fp32 kernels as chosen without the integer MMAs */
+        return bench_cuda_gemv(shape_given ? rows : 0, shape_given ? cols : 0, group, bits_list, n, fp32 ? 6 : -1,
+                               json);
     }
     const uq_backend_ops *ops = uq_backend_find(backend);
     if (!ops) {

@@ -1,10 +1,10 @@
 /* The CUDA backend against cpu-ref: logits of bench-28m in float and under
  * every quantization scheme (max |difference| and KL divergence), decoding
- * through the KV cache against prefill, several sequences, the fallback
- * kernels (stories260K: shapes the fast kernels do not take), greedy tokens
- * on the device, and GPU quantization byte for byte against the CPU
- * quantizer. Without a usable GPU (or without the module) every test but the
- * first skips. */
+ * through the KV cache (in chunks and one token at a time) against prefill,
+ * several sequences, the fallback kernels (stories260K: shapes the fast
+ * kernels do not take), greedy tokens on the device, and GPU quantization
+ * byte for byte against the CPU quantizer. Without a usable GPU (or without
+ * the module) every test but the first skips. */
 #include "testutil.h"
 
 #include "backend/cuda/cuda.h"
@@ -181,6 +181,22 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
     assert_true(kd < tol_kl);
     assert_true(dp < tol_abs);
 
+    /* decode one token at a time (the kernels of batch 1), with the 4-bit
+     * products on the integer MMAs wherever that kernel applies (by default
+     * only products larger than these take it), then as by default */
+    for (int mma = 2; mma >= 1; mma--) {
+        assert_int_equal(uq_cuda_set_option(gpu, "gemv_mma", mma), UQ_OK);
+        uq_context_reset(gpu, 0);
+        for (size_t t = 0; t < n; t++)
+            assert_int_equal(uq_forward(gpu, ids + t, 1, ld + t * (size_t)vocab), UQ_OK);
+        dd = tu_max_abs_diff(lr, ld, nv);
+        kd = mean_kl(lr, ld, n, vocab);
+        print_message("%-14s decode one at a time%s: max |cuda - cpu-ref| = %.3g, mean KL = %.3g\n", label,
+                      mma == 2 ? ", integer MMAs" : "", dd, kd);
+        assert_true(dd < tol_abs);
+        assert_true(kd < tol_kl);
+    }
+
     /* greedy ids computed on the device match the host's argmax */
     uq_context_reset(gpu, 0);
     int32_t *am = malloc(n * sizeof(int32_t));
@@ -208,26 +224,29 @@ static void test_bench28m_schemes(void **st)
     char src[4096], dir[4096];
     tu_shared_path("models/bench-28m", src, sizeof src);
     compare_model(src, "bf16", ids, n, 1e-2, 1e-5);
+    /* 4 bits in groups of 32, 64 and 128: the integer-MMA decode kernel's
+     * three variants */
     static const struct {
         uq_scheme scheme;
-        int bits;
-    } schemes[] = {{UQ_SCHEME_AFFINE, 2},    {UQ_SCHEME_AFFINE, 3},    {UQ_SCHEME_AFFINE, 4},
-                   {UQ_SCHEME_AFFINE, 5},    {UQ_SCHEME_AFFINE, 6},    {UQ_SCHEME_AFFINE, 8},
-                   {UQ_SCHEME_SYMMETRIC, 4}, {UQ_SCHEME_SYMMETRIC, 8}};
+        int bits, group;
+    } schemes[] = {{UQ_SCHEME_AFFINE, 2, 64},     {UQ_SCHEME_AFFINE, 3, 64},    {UQ_SCHEME_AFFINE, 4, 64},
+                   {UQ_SCHEME_AFFINE, 5, 64},     {UQ_SCHEME_AFFINE, 6, 64},    {UQ_SCHEME_AFFINE, 8, 64},
+                   {UQ_SCHEME_SYMMETRIC, 4, 64},  {UQ_SCHEME_SYMMETRIC, 8, 64}, {UQ_SCHEME_AFFINE, 4, 32},
+                   {UQ_SCHEME_AFFINE, 4, 128},    {UQ_SCHEME_SYMMETRIC, 4, 128}};
     for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
         char label[64];
-        snprintf(label, sizeof label, "%s %d g64", schemes[i].scheme == UQ_SCHEME_AFFINE ? "affine" : "symmetric",
-                 schemes[i].bits);
+        snprintf(label, sizeof label, "%s %d g%d", schemes[i].scheme == UQ_SCHEME_AFFINE ? "affine" : "symmetric",
+                 schemes[i].bits, schemes[i].group);
         char name[64];
-        snprintf(name, sizeof name, "cuda-b28-%s%d", schemes[i].scheme == UQ_SCHEME_AFFINE ? "a" : "s",
-                 schemes[i].bits);
+        snprintf(name, sizeof name, "cuda-b28-%s%d-g%d", schemes[i].scheme == UQ_SCHEME_AFFINE ? "a" : "s",
+                 schemes[i].bits, schemes[i].group);
         tu_scratch_dir(name, dir, sizeof dir);
         char out[4200];
         snprintf(out, sizeof out, "%s/model", dir);
         uq_quant_config qc;
         uq_quant_config_init(&qc);
         qc.bits = schemes[i].bits;
-        qc.group_size = 64;
+        qc.group_size = schemes[i].group;
         qc.scheme = schemes[i].scheme;
         snprintf(qc.backend, sizeof qc.backend, "cpu");
         if (uq_quantize_model(src, out, &qc, NULL) != UQ_OK) fail_msg("quantize: %s", uq_last_error());

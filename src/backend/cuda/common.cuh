@@ -153,6 +153,8 @@ __device__ __forceinline__ void split_f16x2(float a, float b, uint32_t *hi, uint
     *lo = *(const uint32_t *)&l;
 }
 
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
 __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll
@@ -220,6 +222,15 @@ cudaError_t gemv_setup(void);
 int gemv_stages_x(int64_t K, int n);
 cudaError_t launch_gemv(mm_args *a, cudaStream_t st);
 cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st);
+/* Benchmark variant of launch_gemv_variant: the fp32 kernels alone. */
+#define GEMV_VARIANT_FP32 6
+/* gemv_mma.cu: one token through 4-bit weights on the integer MMAs, which
+ * launch_gemv tries first unless option gemv_mma (uq_cuda_gemv_mma) is 0 (1:
+ * for products of more than 4096 x 4096 weights, 2: any it takes): 1
+ * launched, 0 not for this product, -1 error (in *err). */
+extern int uq_cuda_gemv_mma;
+cudaError_t gemv_mma_setup(void);
+int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err);
 cudaError_t launch_matmul_generic(mm_args *a, cudaStream_t st);
 
 /* gemm.cu: products for many tokens on the tensor cores; the input comes

@@ -81,7 +81,9 @@ typedef struct uq_cuda_api {
      * replaces the GEMV kernels, default 9). Unknown keys: UQ_ERR_ARG. */
     int (*set_option)(void *state, const char *key, int64_t value);
     /* Benchmark of the decode GEMV on a random affine matrix (bf16 scales),
-     * variant -1 (the kernels in use) or 0..5 (4-bit batch-1 variants):
+     * variant -1 (the kernels in use), 0..5 (4-bit batch-1 variants of the
+     * fp32 kernels) or 6 (the fp32 kernels as chosen without the integer
+     * MMAs):
      * out[0] GB/s of weights, scales and biases read, out[1] GB/s of a
      * device-to-device copy (bytes read + written), out[2] microseconds per
      * product, out[3] largest error relative to the generic kernel, out[4]

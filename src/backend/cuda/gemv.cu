@@ -18,6 +18,7 @@
  * where alpha / beta is small (at most 2^bits), so little precision is lost
  * to cancellation. */
 #include "common.cuh"
+#include "cp_async.cuh"
 
 
 /* 32-bit words holding one chunk of 32 values. */
@@ -43,47 +44,6 @@ __device__ __forceinline__ uint32_t ld_stream4(const void *p)
 {
     uint32_t v;
     asm("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(v) : "l"(p));
-    return v;
-}
-
-/* Asynchronous copies global -> shared (cp.async): no registers held while
- * the bytes are in flight. */
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
-}
-
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src)
-{
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src) : "memory");
-}
-
-__device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;" ::: "memory"); }
-
-/* Waits until at most n groups of this thread's copies are pending. */
-__device__ __forceinline__ void cp_async_wait(const int n)
-{
-    if (n <= 0) asm volatile("cp.async.wait_group 0;" ::: "memory");
-    else if (n == 1) asm volatile("cp.async.wait_group 1;" ::: "memory");
-    else if (n == 2) asm volatile("cp.async.wait_group 2;" ::: "memory");
-    else if (n == 3) asm volatile("cp.async.wait_group 3;" ::: "memory");
-    else if (n == 4) asm volatile("cp.async.wait_group 4;" ::: "memory");
-    else if (n == 5) asm volatile("cp.async.wait_group 5;" ::: "memory");
-    else if (n == 6) asm volatile("cp.async.wait_group 6;" ::: "memory");
-    else asm volatile("cp.async.wait_group 7;" ::: "memory");
-}
-
-__device__ __forceinline__ uint4 lds128(uint32_t addr)
-{
-    uint4 v;
-    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr));
-    return v;
-}
-
-__device__ __forceinline__ unsigned short lds16(uint32_t addr)
-{
-    unsigned short v;
-    asm volatile("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(addr));
     return v;
 }
 
@@ -184,8 +144,6 @@ __device__ __forceinline__ void chunk_values(const uint32_t *w, const int sub, f
         for (int i = 0; i < 8; i++) v[i] = __uint_as_float(w[8 * sub + i]);
     }
 }
-
-__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
 /* x staged in shared memory: chunks of 32 values padded to 36 floats, so that
  * the lanes' 16-byte reads of 32 different chunks hit distinct banks; then
@@ -856,6 +814,8 @@ cudaError_t gemv_setup(void)
         cudaError_t e = cudaFuncSetAttribute(gemv_deep[f], cudaFuncAttributeMaxDynamicSharedMemorySize, GV_SMEM_MAX);
         if (e != cudaSuccess) return e;
     }
+    cudaError_t em = gemv_mma_setup();
+    if (em != cudaSuccess) return em;
     const gemv_fn more[2] = {gemv_4_1p, gemv_4_1p1};
     for (int f = 0; f < 2; f++) {
         cudaError_t e = cudaFuncSetAttribute(more[f], cudaFuncAttributeMaxDynamicSharedMemorySize, GV_SMEM_MAX);
@@ -935,6 +895,13 @@ static int launch_gemv_persistent(mm_args *a, int R, int max_per_sm, cudaStream_
  * for (K, n). variant < 0: the production kernels. */
 cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
 {
+    if (variant == GEMV_VARIANT_FP32) {
+        variant = -1;
+    } else if (variant < 0 && uq_cuda_gemv_mma) {
+        cudaError_t e = cudaSuccess;
+        const int r = launch_gemv_mma(a, st, &e);
+        if (r != 0) return e;
+    }
     const int pers = variant >= 0 && (gemv_variants[variant].fn == gemv_4_1p || gemv_variants[variant].fn == gemv_4_1p1);
     if (variant < 0 || pers) {
         cudaError_t e = cudaSuccess;

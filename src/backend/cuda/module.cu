@@ -955,6 +955,14 @@ static int m_set_option(void *state, const char *key, int64_t value)
         }
         return UQ_OK;
     }
+    if (strcmp(key, "gemv_mma") == 0 && value >= 0 && value <= 2) {
+        uq_cuda_gemv_mma = (int)value;
+        for (int i = 0; i < 2; i++) {
+            if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
+            s->graph_state[i] = 0;
+        }
+        return UQ_OK;
+    }
     if (strcmp(key, "gemm_bn") == 0 && (value == 0 || value == 64 || value == 128)) {
         uq_cuda_gemm_bn = (int)value;
         return UQ_OK;
@@ -1007,7 +1015,7 @@ static int m_bench_gemv(int64_t rows, int64_t cols, int bits, int group, int bat
         snprintf(err, cap, "unsupported GEMV benchmark shape");
         return UQ_ERR_ARG;
     }
-    if (variant >= 6 || (variant >= 0 && (bits != 4 || batch != 1))) {
+    if (variant > GEMV_VARIANT_FP32 || (variant >= 0 && variant < GEMV_VARIANT_FP32 && (bits != 4 || batch != 1))) {
         snprintf(err, cap, "no GEMV variant %d for %d bits, batch %d", variant, bits, batch);
         return UQ_ERR_ARG;
     }
