@@ -155,6 +155,12 @@ __device__ __forceinline__ void split_f16x2(float a, float b, uint32_t *hi, uint
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
+/* A 16-bit scale or bias as a float: bf16 or f16, chosen without a branch. */
+__device__ __forceinline__ float half_or_bf16(unsigned short h, int is_bf16)
+{
+    return is_bf16 ? __uint_as_float((uint32_t)h << 16) : __half2float(__ushort_as_half(h));
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll
@@ -222,6 +228,21 @@ cudaError_t gemv_setup(void);
 int gemv_stages_x(int64_t K, int n);
 cudaError_t launch_gemv(mm_args *a, cudaStream_t st);
 cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st);
+/* Numbers the row groups of R rows (R/2 of gate + R/2 of up in the SwiGLU
+ * mode) of a's segments (sets their blk0) and returns how many there are;
+ * gv_group_seg gives a group's segment and first row. */
+int gv_row_groups(mm_args *a, int R);
+__device__ __forceinline__ const mm_seg *gv_group_seg(const mm_args *a, int g, int64_t *r0, const int R)
+{
+    const int dual = a->mode == MM_SWIGLU;
+    int si = 0;
+#pragma unroll
+    for (int i = 1; i < 3; i++)
+        if (!dual && i < a->nseg && g >= a->seg[i].blk0) si = i;
+    const mm_seg *S0 = &a->seg[si];
+    *r0 = (int64_t)(g - S0->blk0) * (dual ? R / 2 : R);
+    return S0;
+}
 /* Benchmark variant of launch_gemv_variant: the fp32 kernels alone. */
 #define GEMV_VARIANT_FP32 6
 /* gemv_mma.cu: one token through 4-bit weights on the integer MMAs, which

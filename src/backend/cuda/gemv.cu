@@ -154,9 +154,7 @@ __device__ __forceinline__ void chunk_values(const uint32_t *w, const int sub, f
 /* A scale or bias of a 16-bit array (bf16 or f16, chosen without a branch). */
 __device__ __forceinline__ float load_scale16(const unsigned short *p, int i, int is_bf16)
 {
-    const unsigned short h = __ldg(p + i);
-    const float bf = __uint_as_float((uint32_t)h << 16), hf = __half2float(__ushort_as_half(h));
-    return is_bf16 ? bf : hf;
+    return half_or_bf16(__ldg(p + i), is_bf16);
 }
 
 /* One stage of a warp's pipeline: U chunks of each of its R rows, with the
@@ -579,24 +577,11 @@ typedef struct gp_grp {
     const unsigned short *s[2], *b[2];
 } gp_grp;
 
-/* Segment and first row of row group g. */
-__device__ __forceinline__ const mm_seg *gp_seg(const mm_args *a, int g, int64_t *r0, const int R)
-{
-    const int dual = a->mode == MM_SWIGLU;
-    int si = 0;
-#pragma unroll
-    for (int i = 1; i < 3; i++)
-        if (!dual && i < a->nseg && g >= a->seg[i].blk0) si = i;
-    const mm_seg *S0 = &a->seg[si];
-    *r0 = (int64_t)(g - S0->blk0) * (dual ? R / 2 : R);
-    return S0;
-}
-
 __device__ __forceinline__ void gp_rows(const mm_args *a, int g, int gpr, gp_grp *o, const int R)
 {
     const int dual = a->mode == MM_SWIGLU;
     int64_t r0;
-    const mm_seg *S0 = gp_seg(a, g, &r0, R);
+    const mm_seg *S0 = gv_group_seg(a, g, &r0, R);
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const mm_seg *sg = dual ? &a->seg[r < R / 2 ? 0 : 1] : S0;
@@ -722,10 +707,10 @@ __device__ __forceinline__ void gp_body(const mm_args &a, const int R)
             st.w[r][2] = v.z;
             st.w[r][3] = v.w;
             const unsigned short hs = lds16(sb + (uint32_t)((r * gpr + gl) * 2));
-            st.s[r][0] = is_bf16 ? __uint_as_float((uint32_t)hs << 16) : __half2float(__ushort_as_half(hs));
+            st.s[r][0] = half_or_bf16(hs, is_bf16);
             if (affine) {
                 const unsigned short hb = lds16(sb + (uint32_t)(((R + r) * gpr + gl) * 2));
-                st.b[r][0] = is_bf16 ? __uint_as_float((uint32_t)hb << 16) : __half2float(__ushort_as_half(hb));
+                st.b[r][0] = half_or_bf16(hb, is_bf16);
             } else {
                 st.b[r][0] = 0.0f;
             }
@@ -736,7 +721,7 @@ __device__ __forceinline__ void gp_body(const mm_args &a, const int R)
         if (++ci == per) {
             /* the row group is complete */
             int64_t r0;
-            const mm_seg *S0 = gp_seg(&a, gw + cj * TW, &r0, R);
+            const mm_seg *S0 = gv_group_seg(&a, gw + cj * TW, &r0, R);
             float v[2];
 #pragma unroll
             for (int r = 0; r < R; r++) {
@@ -838,9 +823,7 @@ static int gv_async_ok(const mm_args *a, int64_t gpr)
     return ok;
 }
 
-/* Numbers the row groups of R rows (R/2 + R/2 in the SwiGLU mode) of a's
- * segments (their blk0) and returns how many there are. */
-static int gv_row_groups(mm_args *a, int R)
+int gv_row_groups(mm_args *a, int R)
 {
     int groups = 0;
     if (a->mode == MM_SWIGLU) {

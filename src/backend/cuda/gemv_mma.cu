@@ -81,21 +81,6 @@ __host__ __device__ static inline gq_layout gq_layout_of(int64_t K, int G, int S
     return l;
 }
 
-/* The segment of tile T, the first row of its segment it covers. */
-__device__ __forceinline__ const mm_seg *gq_tile(const mm_args &a, int T, int64_t *r0)
-{
-    if (a.mode == MM_SWIGLU) {
-        *r0 = (int64_t)T * 8;
-        return &a.seg[0];
-    }
-    int si = 0;
-#pragma unroll
-    for (int i = 1; i < 3; i++)
-        if (i < a.nseg && T >= a.seg[i].blk0) si = i;
-    *r0 = (int64_t)(T - a.seg[si].blk0) * 16;
-    return &a.seg[si];
-}
-
 /* Row rr (0..15) of a tile: its segment and row (rows past the end repeat
  * the last: computed, not written). */
 __device__ __forceinline__ const mm_seg *gq_row(const mm_args &a, const mm_seg *S0, int64_t r0, int rr, int64_t *r)
@@ -143,7 +128,7 @@ __device__ __forceinline__ void gq_issue(const mm_args &a, gq_ptr *p, int nitems
         if (p->tile != p->jl) {
             p->tile = p->jl;
             int64_t r0, r;
-            const mm_seg *S0 = gq_tile(a, (int)blockIdx.x + p->jl * (int)gridDim.x, &r0);
+            const mm_seg *S0 = gv_group_seg(&a, (int)blockIdx.x + p->jl * (int)gridDim.x, &r0, 16);
 #pragma unroll
             for (int u = 0; u < 4; u++) {
                 const mm_seg *sg = gq_row(a, S0, r0, (lane >> 3) + 4 * u, &r);
@@ -308,7 +293,7 @@ __device__ __forceinline__ void gq_flush(const mm_args &a, char *sm, const gq_la
         else
             for (int q = 0; q < nks; q++) v += part[((jl * nks + q) % GQ_W) * 16 + lane];
         int64_t r0;
-        const mm_seg *S0 = gq_tile(a, (int)blockIdx.x + jl * (int)gridDim.x, &r0);
+        const mm_seg *S0 = gv_group_seg(&a, (int)blockIdx.x + jl * (int)gridDim.x, &r0, 16);
         if (a.mode == MM_SWIGLU) {
             const float u = __shfl_down_sync(0xffffu, v, 8, 16);
             if (lane < 8 && r0 + lane < S0->rows) a.y[r0 + lane] = silu_mul(v, u);
@@ -364,13 +349,11 @@ __device__ __forceinline__ void gq_group(const char *sl, const uint2 *bf, const 
     const unsigned short *scs = (const unsigned short *)(sl + 16 * GQ_ROWB);
     const float sxj = sxs[gg], xj = xs[gg];
     const unsigned short h0 = scs[g * (GQ_SCB / 2) + j], h1 = scs[(g + 8) * (GQ_SCB / 2) + j];
-    const float s0 = is_bf16 ? __uint_as_float((uint32_t)h0 << 16) : __half2float(__ushort_as_half(h0));
-    const float s1 = is_bf16 ? __uint_as_float((uint32_t)h1 << 16) : __half2float(__ushort_as_half(h1));
+    const float s0 = half_or_bf16(h0, is_bf16), s1 = half_or_bf16(h1, is_bf16);
     const float f0 = (float)(d[0] * 256 + d[1]), f1 = (float)(d[2] * 256 + d[3]);
     if (affine) {
         const unsigned short e0 = scs[(16 + g) * (GQ_SCB / 2) + j], e1 = scs[(24 + g) * (GQ_SCB / 2) + j];
-        const float b0 = is_bf16 ? __uint_as_float((uint32_t)e0 << 16) : __half2float(__ushort_as_half(e0));
-        const float b1 = is_bf16 ? __uint_as_float((uint32_t)e1 << 16) : __half2float(__ushort_as_half(e1));
+        const float b0 = half_or_bf16(e0, is_bf16), b1 = half_or_bf16(e1, is_bf16);
         acc0 = fmaf(f0, s0 * sxj, fmaf(b0, xj, acc0));
         acc1 = fmaf(f1, s1 * sxj, fmaf(b1, xj, acc1));
     } else {
@@ -496,16 +479,7 @@ int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err)
         if ((*err = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return -1;
     }
     /* tiles of 16 rows (8 + 8 in the SwiGLU mode), numbered per segment */
-    int tiles = 0;
-    if (a->mode == MM_SWIGLU) {
-        a->seg[0].blk0 = a->seg[1].blk0 = 0;
-        tiles = (int)((a->seg[0].rows + 7) / 8);
-    } else {
-        for (int i = 0; i < a->nseg; i++) {
-            a->seg[i].blk0 = tiles;
-            tiles += (int)((a->seg[i].rows + 15) / 16);
-        }
-    }
+    const int tiles = gv_row_groups(a, 16);
     /* two items in flight a warp and three blocks a multiprocessor, but
      * three items for long rows (few tiles) and for many tiles (measured on
      * an H100: 4096 x 11008 61.8% of the copy's bandwidth against 57.4%,

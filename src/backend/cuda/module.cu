@@ -940,6 +940,16 @@ static int m_forward(void *state, int seq, const int32_t *ids, int64_t n, int64_
     return UQ_OK;
 }
 
+/* The decode graphs, captured with the launches as they were: captured
+ * again at the next step. */
+static void drop_graphs(mstate *s)
+{
+    for (int i = 0; i < 2; i++) {
+        if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
+        s->graph_state[i] = 0;
+    }
+}
+
 static int m_set_option(void *state, const char *key, int64_t value)
 {
     mstate *s = (mstate *)state;
@@ -949,18 +959,12 @@ static int m_set_option(void *state, const char *key, int64_t value)
     }
     if (strcmp(key, "pdl") == 0) {
         uq_cuda_pdl = value != 0;
-        for (int i = 0; i < 2; i++) {
-            if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
-            s->graph_state[i] = 0;
-        }
+        drop_graphs(s);
         return UQ_OK;
     }
     if (strcmp(key, "gemv_mma") == 0 && value >= 0 && value <= 2) {
         uq_cuda_gemv_mma = (int)value;
-        for (int i = 0; i < 2; i++) {
-            if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
-            s->graph_state[i] = 0;
-        }
+        drop_graphs(s);
         return UQ_OK;
     }
     if (strcmp(key, "gemm_bn") == 0 && (value == 0 || value == 64 || value == 128)) {
@@ -989,10 +993,7 @@ static int m_set_option(void *state, const char *key, int64_t value)
     }
     if (strcmp(key, "gemm_min_tokens") == 0 && value >= 1) {
         s->gemm_min = (int)value;
-        for (int i = 0; i < 2; i++) {
-            if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
-            s->graph_state[i] = 0;
-        }
+        drop_graphs(s);
         return UQ_OK;
     }
     return UQ_ERR_ARG;
