@@ -168,6 +168,20 @@ __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
+/* RMSNorm's inverse for a block's token: each thread's sum of squares ss
+ * added over the warp, then over the block's nw warps in warp order (red:
+ * nw doubles of shared memory; a barrier inside), 1 / sqrt(mean + eps). */
+__device__ __forceinline__ float block_rms_inv(double ss, double *red, int nw, int64_t K, double eps)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    double t = 0.0;
+    for (int w = 0; w < nw; w++) t += red[w];
+    return (float)(1.0 / sqrt(t / (double)K + eps));
+}
+
 __device__ __forceinline__ float warp_max(float v)
 {
 #pragma unroll
@@ -232,6 +246,8 @@ cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st);
  * mode) of a's segments (sets their blk0) and returns how many there are;
  * gv_group_seg gives a group's segment and first row. */
 int gv_row_groups(mm_args *a, int R);
+/* The device's multiprocessors (asked once); -1 with *err on failure. */
+int gv_sm_count(cudaError_t *err);
 __device__ __forceinline__ const mm_seg *gv_group_seg(const mm_args *a, int g, int64_t *r0, const int R)
 {
     const int dual = a->mode == MM_SWIGLU;

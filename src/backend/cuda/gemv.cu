@@ -300,13 +300,7 @@ __device__ __forceinline__ void gv_stage_x(const mm_args *a, float *sx, float *s
             if ((int)threadIdx.x + u * (int)blockDim.x < nq)
                 ss += (double)v.x * v.x + (double)v.y * v.y + (double)v.z * v.z + (double)v.w * v.w;
         }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-        if (lane == 0) sred1[warp] = ss;
-        __syncthreads();
-        double t = 0.0;
-        for (int w = 0; w < nw; w++) t += sred1[w];
-        const float inv = (float)(1.0 / sqrt(t / (double)a->K + a->norm_eps));
+        const float inv = block_rms_inv(ss, sred1, nw, a->K, a->norm_eps);
 #pragma unroll
         for (int u = 0; u < 2; u++) {
             const int q = threadIdx.x + u * blockDim.x;
@@ -838,11 +832,21 @@ int gv_row_groups(mm_args *a, int R)
     return groups;
 }
 
+int gv_sm_count(cudaError_t *err)
+{
+    static int nsm = 0;
+    if (nsm == 0) {
+        int dev = 0;
+        if ((*err = cudaGetDevice(&dev)) != cudaSuccess) return -1;
+        if ((*err = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return -1;
+    }
+    return nsm;
+}
+
 /* The persistent kernel (4 bits, one token), when it applies: 1 launched,
  * 0 not applicable, -1 error (in *err). */
 static int launch_gemv_persistent(mm_args *a, int R, int max_per_sm, cudaStream_t st, cudaError_t *err)
 {
-    static int nsm = 0;
     const int64_t nch = a->K / 32, gpr = a->K / (a->seg[0].group > 0 ? a->seg[0].group : 32);
     if (a->fmt != 4 || a->n != 1 || !gv_async_ok(a, gpr)) return 0;
     if (a->mode == MM_SWIGLU) R = 2;
@@ -850,11 +854,8 @@ static int launch_gemv_persistent(mm_args *a, int R, int max_per_sm, cudaStream_
                         (size_t)GP_W * GP_NBUF((nch + 31) / 32) * R * gpr * 4;
     const gemv_fn fn = R == 1 ? gemv_4_1p1 : gemv_4_1p;
     if (smem > GV_SMEM_MAX) return 0;
-    if (nsm == 0) {
-        int dev = 0;
-        if ((*err = cudaGetDevice(&dev)) != cudaSuccess) return -1;
-        if ((*err = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return -1;
-    }
+    const int nsm = gv_sm_count(err);
+    if (nsm < 0) return -1;
     int occ = 0;
     if ((*err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, GP_W * 32, smem)) != cudaSuccess)
         return -1;

@@ -201,7 +201,7 @@ __device__ __forceinline__ void gq_word(const float *v, int q, int ok, uint2 *bf
 #define GQ_XW 2
 __device__ __forceinline__ void gq_stage_x(const mm_args &a, char *sm, const gq_layout &L, const int G)
 {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nt = GQ_W * 32;
+    const int warp = threadIdx.x >> 5, nt = GQ_W * 32;
     const int nwd = (int)a.K / 8;
     uint2 *bf = (uint2 *)(sm + L.bfrag);
     float *sxs = (float *)(sm + L.sx), *xs = (float *)(sm + L.xsum);
@@ -228,14 +228,7 @@ __device__ __forceinline__ void gq_stage_x(const mm_args &a, char *sm, const gq_
 #pragma unroll
                 for (int i = 0; i < 8; i++) ss += (double)v[u][i] * v[u][i];
             }
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-            double *red = (double *)(sm + L.red);
-            if (lane == 0) red[warp] = ss;
-            __syncthreads();
-            double t = 0.0;
-            for (int k = 0; k < GQ_W; k++) t += red[k];
-            const float inv = (float)(1.0 / sqrt(t / (double)a.K + a.norm_eps));
+            const float inv = block_rms_inv(ss, (double *)(sm + L.red), GQ_W, a.K, a.norm_eps);
 #pragma unroll
             for (int u = 0; u < GQ_XW; u++) {
                 const float wn[8] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w,
@@ -464,7 +457,6 @@ cudaError_t gemv_mma_setup(void)
 
 int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err)
 {
-    static int nsm = 0;
     if (!gq_ok(a)) return 0;
     /* up to 4096 x 4096 weights the fp32 persistent kernel is faster (52%
      * of the copy's bandwidth against 48%): its blocks leave room for the
@@ -473,11 +465,8 @@ int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err)
     for (int i = 0; i < a->nseg; i++) weights += a->seg[i].rows * a->K;
     if (uq_cuda_gemv_mma < 2 && weights <= 4096 * 4096) return 0;
     const int G = a->seg[0].group, gi = G == 32 ? 0 : G == 64 ? 1 : 2;
-    if (nsm == 0) {
-        int dev = 0;
-        if ((*err = cudaGetDevice(&dev)) != cudaSuccess) return -1;
-        if ((*err = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return -1;
-    }
+    const int nsm = gv_sm_count(err);
+    if (nsm < 0) return -1;
     /* tiles of 16 rows (8 + 8 in the SwiGLU mode), numbered per segment */
     const int tiles = gv_row_groups(a, 16);
     /* two items in flight a warp and three blocks a multiprocessor, but
@@ -491,7 +480,6 @@ int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err)
     if ((*err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, GQ_W * 32, smem)) != cudaSuccess) return -1;
     if (occ < 1) return 0;
     a->groups = tiles;
-    a->ksplit = 1;
     const int blocks = tiles < nsm * occ ? tiles : nsm * occ;
     void *args[] = {a};
     *err = launch_kernel(fn, dim3((unsigned)blocks), dim3(GQ_W * 32), smem, st, args);
