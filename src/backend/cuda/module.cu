@@ -63,7 +63,7 @@ typedef struct mstate {
     void **allocs;
     size_t n_allocs, cap_allocs;
     int use_graphs, gemm_min, gemm_dequant, gemm_pipe, gemm_codes;
-    cudaGraphExec_t graph[4]; /* [2 copies + logits out] */
+    cudaGraphExec_t graph[4]; /* [logits out + 2 attention copies] */
     int graph_state[4];       /* 0 not captured, 1 ready, -1 capture failed */
     int att_copy;             /* the decode attention copies older keys and values first */
     int att_copy_cap;         /* its blocks resident at once then (-1: not known yet) */
@@ -622,6 +622,11 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
 
 /* RoPE, the cache store and attention of layer l: s->qkv to s->att, or
  * (out_h, prefill kernel) straight to the O product's f16 input. */
+static int64_t decode_split_len(const mstate *s)
+{
+    return (s->n_ctx + 31) / 32 < 16 ? 16 : (s->n_ctx + 31) / 32;
+}
+
 static cudaError_t run_attention(mstate *s, int64_t l, int n, uint16_t *out_h)
 {
     cudaError_t e;
@@ -647,7 +652,7 @@ static cudaError_t run_attention(mstate *s, int64_t l, int n, uint16_t *out_h)
      * values); the scratch holds the partial results of 8 tokens, so longer
      * steps that take this kernel (head sizes the prefill kernel lacks) use
      * one block */
-    aa.split_len = n > 8 ? s->n_ctx : (s->n_ctx + 31) / 32 < 16 ? 16 : (s->n_ctx + 31) / 32;
+    aa.split_len = n > 8 ? s->n_ctx : decode_split_len(s);
     aa.scratch = s->att_scratch;
     aa.counters = s->att_counters;
     /* one token through the decode kernel: RoPE and the cache store in it */
@@ -882,11 +887,13 @@ static cudaError_t run_step(mstate *s, int n, int rows_out)
 /* Whether the decode attention's blocks copy their split's older keys and
  * values (at most 32 KB) before waiting for q, k and v: only while all the
  * step's blocks stay resident at once with that shared memory (with more,
- * decode was slower: docs/cuda.md). The split is as run_attention sets it. */
+ * decode was slower: docs/cuda.md). */
 static int att_copy_wanted(mstate *s, int64_t pos, int n)
 {
-    const int64_t L = (s->n_ctx + 31) / 32 < 16 ? 16 : (s->n_ctx + 31) / 32;
-    if (!s->att_copy_on || n < 1 || n > 8 || n >= s->gemm_min || s->hd % 4 != 0 || s->kv_dim % 4 != 0 || L * s->hd * 8 > 32768) return 0;
+    const int64_t L = decode_split_len(s);
+    if (!s->att_copy_on || n < 1 || n > 8 || n >= s->gemm_min || s->hd % 4 != 0 || s->kv_dim % 4 != 0 ||
+        L * s->hd * 8 > 32768)
+        return 0;
     if (s->att_copy_cap < 0) s->att_copy_cap = attn_decode_resident((int)L, (int)s->hd);
     const int64_t blocks = s->nh * n * ((pos + n + L - 1) / L);
     return blocks <= s->att_copy_cap;
