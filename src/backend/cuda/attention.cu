@@ -10,7 +10,6 @@
  * position and the sequence come from device memory (dyn), so a captured
  * graph serves every decode step. */
 #include "common.cuh"
-#include "cp_async.cuh"
 
 /* The rotate-half pairs (i, i + d/2) with the context's cos / sin tables,
  * rounded as src/runtime/ops.c rounds them. ROPE_SPLIT blocks per token
@@ -55,24 +54,19 @@ cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st)
 #define DEC_MAXD 256
 #define DEC_SPLITS 32     /* at most this many blocks per (head, token) */
 
-/* Rows i0 .. i0 + DEC_R - 1 of a pass of cnt positions from p0 of the key or
- * value cache c (rows kv_dim apart), 4 dimensions a lane (nv float4s a row),
- * zeros past cnt; with fused the row at pos is cur, not yet in the cache; the
- * npf rows from pf_begin are read from the block's copy pf (rows hd apart). */
-#define DEC_R 8
-__device__ __forceinline__ void dec_load_rows(float4 out[DEC_R][2], const float *c, const float *cur, int fused,
-                                              int64_t pos, int64_t p0, int i0, int cnt, int64_t kv_dim, int lane,
-                                              int nv, const float *pf, int64_t pf_begin, int npf, int hd)
+/* Rows i0 .. i0 + 7 of a pass of cnt positions from p0 of the key or value
+ * cache c (rows kv_dim apart), 4 dimensions a lane (nv float4s a row), zeros
+ * past cnt; with fused the row at pos is cur, not yet in the cache. */
+__device__ __forceinline__ void dec_load8(float4 out[8][2], const float *c, const float *cur, int fused, int64_t pos,
+                                          int64_t p0, int i0, int cnt, int64_t kv_dim, int lane, int nv)
 {
 #pragma unroll
-    for (int u = 0; u < DEC_R; u++)
+    for (int u = 0; u < 8; u++)
 #pragma unroll
         for (int k = 0; k < 2; k++) {
             const int idx = lane + 32 * k;
             const int64_t pp = p0 + i0 + u;
-            const float *r = fused && pp == pos ? cur
-                             : pp - pf_begin < npf ? pf + (pp - pf_begin) * hd
-                                                   : c + pp * kv_dim;
+            const float *r = fused && pp == pos ? cur : c + pp * kv_dim;
             out[u][k] = i0 + u < cnt && idx < nv ? *(const float4 *)(r + 4 * idx) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
 }
@@ -105,48 +99,22 @@ __device__ __forceinline__ float dec_softmax(float sc, int valid, float *ps, flo
  * by threads (a position each, the key read whole), an online softmax over
  * passes of 64 positions,
  * and writes its partial (max, sum, unnormalized output) to scratch. The last
- * block of a (head, token) to finish combines the partials.
- *
- * Before waiting for the kernel that writes q, k and v, the block copies the
- * first pf_rows rows of keys and values of its positions that earlier steps
- * stored (those before dyn[0]) into shared memory: the loads leave the path
- * that starts when q is ready. pf_rows is the whole split or 0: copying
- * part of longer splits made decode slower (the blocks' shared memory
- * leaves fewer of them resident; docs/cuda.md). */
+ * block of a (head, token) to finish combines the partials. */
 __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
 {
     __shared__ __align__(16) float qs[DEC_MAXD];
     __shared__ float ps[DEC_T];
     __shared__ float red[2];
     __shared__ int last;
-    extern __shared__ __align__(16) float dec_pf[];
     pdl_trigger();
+    pdl_wait();
     const int h = blockIdx.x, sp = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
     const int hd = a.head_dim, kvh = h / (a.n_heads / a.n_kv);
-    /* dyn and the cache rows before dyn[0] come from earlier steps (stream
-     * order): read before the wait for the kernel that writes q, k and v */
     const int64_t npos = a.dyn[0] + t + 1, seq = a.dyn[1];
     const int64_t L = a.split_len;
     const int nsplit = (int)((npos + L - 1) / L);
     if (sp >= nsplit) return;
     const int64_t p_begin = sp * L, p_end = p_begin + L < npos ? p_begin + L : npos;
-    int npf = 0;
-    if (a.pf_rows > 0) {
-        const int64_t old_end = p_end < a.dyn[0] ? p_end : a.dyn[0];
-        npf = old_end - p_begin < a.pf_rows ? (int)(old_end - p_begin) : a.pf_rows;
-        if (npf < 0) npf = 0;
-        const int cpr = hd / 4; /* 16-byte chunks a row */
-        const uint32_t d0 = (uint32_t)__cvta_generic_to_shared(dec_pf);
-        const float *kc0 = a.kc + seq * a.seq_stride + p_begin * a.kv_dim + kvh * hd;
-        const float *vc0 = a.vc + seq * a.seq_stride + p_begin * a.kv_dim + kvh * hd;
-        for (int i = tid; i < npf * cpr; i += DEC_T) {
-            const int r = i / cpr, c = i - r * cpr;
-            cp_async16(d0 + (uint32_t)((r * hd + c * 4) * 4), kc0 + r * a.kv_dim + c * 4);
-            cp_async16(d0 + (uint32_t)(((a.pf_rows + r) * hd + c * 4) * 4), vc0 + r * a.kv_dim + c * 4);
-        }
-        cp_async_commit();
-    }
-    pdl_wait();
     const float scale = 1.0f / sqrtf((float)hd);
     const int vec4 = (hd & 3) == 0 && (a.kv_dim & 3) == 0;
     const float *q = a.qkv + (int64_t)t * a.ldq + h * hd;
@@ -193,7 +161,6 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
     }
     const float *kc = a.kc + seq * a.seq_stride + kvh * hd, *vc = a.vc + seq * a.seq_stride + kvh * hd;
     float m = -INFINITY, l = 0.0f, o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (a.pf_rows > 0) cp_async_wait(0);
     __syncthreads();
     if (vec4) {
         /* passes of 64 positions: each warp takes 32 of them, a lane 4
@@ -212,11 +179,11 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
         for (int64_t p0 = p_begin; p0 < p_end; p0 += DEC_T) {
             const int cnt = (int)(p_end - p0 < DEC_T ? p_end - p0 : DEC_T);
 #pragma unroll 1
-            for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += DEC_R) {
-                float4 kv[DEC_R][2];
-                dec_load_rows(kv, kc, ks, fused, pos, p0, i0, cnt, a.kv_dim, lane, nv, dec_pf, p_begin, npf, hd);
+            for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += 8) {
+                float4 kv[8][2];
+                dec_load8(kv, kc, ks, fused, pos, p0, i0, cnt, a.kv_dim, lane, nv);
 #pragma unroll
-                for (int u = 0; u < DEC_R; u++) {
+                for (int u = 0; u < 8; u++) {
                     float sd = 0.0f;
 #pragma unroll
                     for (int k = 0; k < 2; k++) {
@@ -240,11 +207,11 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
                 ov[k].w *= corr;
             }
 #pragma unroll 1
-            for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += DEC_R) {
-                float4 vv[DEC_R][2];
-                dec_load_rows(vv, vc, vs, fused, pos, p0, i0, cnt, a.kv_dim, lane, nv, dec_pf + a.pf_rows * hd, p_begin, npf, hd);
+            for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += 8) {
+                float4 vv[8][2];
+                dec_load8(vv, vc, vs, fused, pos, p0, i0, cnt, a.kv_dim, lane, nv);
 #pragma unroll
-                for (int u = 0; u < DEC_R; u++) {
+                for (int u = 0; u < 8; u++) {
                     const float w = i0 + u < cnt ? ps[i0 + u] : 0.0f;
 #pragma unroll
                     for (int k = 0; k < 2; k++) {
@@ -538,19 +505,6 @@ cudaError_t attention_setup(void)
     return e;
 }
 
-int attn_decode_resident(int pf_rows, int head_dim)
-{
-    int dev = 0, nsm = 0, occ = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, attn_decode_kernel, DEC_T,
-                                                      (size_t)pf_rows * head_dim * 8) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-    }
-    return nsm * occ;
-}
-
 int attn_prefill_kernel(int64_t head_dim, int64_t kv_dim, int64_t ldq)
 {
     return (head_dim == 64 || head_dim == 128) && kv_dim % 4 == 0 && ldq % 4 == 0;
@@ -565,6 +519,5 @@ cudaError_t launch_attention(const attn_args *a, int prefill, cudaStream_t st)
         return launch_kernel((const void *)attn_flash_tc<128>, grid, dim3(FT_T), ft_smem<128>(), st, args);
     }
     dim3 grid((unsigned)a->n_heads, (unsigned)DEC_SPLITS, (unsigned)a->n);
-    const size_t smem = (size_t)a->pf_rows * a->head_dim * 8;
-    return launch_kernel((const void *)attn_decode_kernel, grid, dim3(DEC_T), smem, st, args);
+    return launch_kernel((const void *)attn_decode_kernel, grid, dim3(DEC_T), 0, st, args);
 }

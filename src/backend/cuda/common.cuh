@@ -336,15 +336,11 @@ typedef struct attn_args {
     float *scratch;      /* [n][heads][32 splits][258] partial results */
     int *counters;       /* [n][heads], zero between launches */
     int fused;           /* one token, decode kernel: RoPE and the cache store done by it */
-    int pf_rows;         /* decode kernel: cache rows a block copies to shared memory before its wait */
     uint16_t *out_h, *out_l; /* prefill kernel, when out_h is set: out split into f16 halves (out_l may be NULL) */
 } attn_args;
 cudaError_t attention_setup(void);
 cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st);
 cudaError_t launch_attention(const attn_args *a, int prefill, cudaStream_t st);
-/* Blocks of the decode kernel resident at once on the GPU with pf_rows rows
- * copied (0 when unknown). */
-int attn_decode_resident(int pf_rows, int head_dim);
 /* Whether prefill attention takes the tensor-core kernel (which honours out_h). */
 int attn_prefill_kernel(int64_t head_dim, int64_t kv_dim, int64_t ldq);
 

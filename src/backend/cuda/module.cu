@@ -63,11 +63,8 @@ typedef struct mstate {
     void **allocs;
     size_t n_allocs, cap_allocs;
     int use_graphs, gemm_min, gemm_dequant, gemm_pipe, gemm_codes;
-    cudaGraphExec_t graph[4]; /* [logits out + 2 attention copies] */
-    int graph_state[4];       /* 0 not captured, 1 ready, -1 capture failed */
-    int att_copy;             /* the decode attention copies older keys and values first */
-    int att_copy_cap;         /* its blocks resident at once then (-1: not known yet) */
-    int att_copy_on;          /* option attn_copy */
+    cudaGraphExec_t graph[2];
+    int graph_state[2]; /* 0 not captured, 1 ready, -1 capture failed */
 } mstate;
 
 static int layer_pipe_ok(mstate *s, const dlayer *L);
@@ -235,7 +232,7 @@ static void m_destroy(void *state)
     if (!s) return;
     cudaSetDevice(device_index());
     if (s->st) cudaStreamSynchronize(s->st);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 2; i++)
         if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
     for (size_t i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
@@ -312,8 +309,6 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     s->eps = m->rms_eps;
     s->ldq = s->q_dim + 2 * s->kv_dim;
     s->use_graphs = 1;
-    s->att_copy_cap = -1;
-    s->att_copy_on = 1;
     s->gemm_min = 9;
     s->gemm_dequant = 1;
     s->gemm_pipe = 1;
@@ -622,11 +617,6 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
 
 /* RoPE, the cache store and attention of layer l: s->qkv to s->att, or
  * (out_h, prefill kernel) straight to the O product's f16 input. */
-static int64_t decode_split_len(const mstate *s)
-{
-    return (s->n_ctx + 31) / 32 < 16 ? 16 : (s->n_ctx + 31) / 32;
-}
-
 static cudaError_t run_attention(mstate *s, int64_t l, int n, uint16_t *out_h)
 {
     cudaError_t e;
@@ -652,13 +642,12 @@ static cudaError_t run_attention(mstate *s, int64_t l, int n, uint16_t *out_h)
      * values); the scratch holds the partial results of 8 tokens, so longer
      * steps that take this kernel (head sizes the prefill kernel lacks) use
      * one block */
-    aa.split_len = n > 8 ? s->n_ctx : decode_split_len(s);
+    aa.split_len = n > 8 ? s->n_ctx : (s->n_ctx + 31) / 32 < 16 ? 16 : (s->n_ctx + 31) / 32;
     aa.scratch = s->att_scratch;
     aa.counters = s->att_counters;
     /* one token through the decode kernel: RoPE and the cache store in it */
     aa.fused = n == 1 && n < s->gemm_min && s->hd % 4 == 0 && s->kv_dim % 4 == 0;
     aa.out_h = out_h;
-    if (s->att_copy) aa.pf_rows = (int)aa.split_len;
     if (!aa.fused && (e = launch_rope_store(&aa, s->st)) != cudaSuccess) return e;
     return launch_attention(&aa, n >= s->gemm_min, s->st);
 }
@@ -884,25 +873,10 @@ static cudaError_t run_step(mstate *s, int n, int rows_out)
     return e;
 }
 
-/* Whether the decode attention's blocks copy their split's older keys and
- * values (at most 32 KB) before waiting for q, k and v: only while all the
- * step's blocks stay resident at once with that shared memory (with more,
- * decode was slower: docs/cuda.md). */
-static int att_copy_wanted(mstate *s, int64_t pos, int n)
-{
-    const int64_t L = decode_split_len(s);
-    if (!s->att_copy_on || n < 1 || n > 8 || n >= s->gemm_min || s->hd % 4 != 0 || s->kv_dim % 4 != 0 ||
-        L * s->hd * 8 > 32768)
-        return 0;
-    if (s->att_copy_cap < 0) s->att_copy_cap = attn_decode_resident((int)L, (int)s->hd);
-    const int64_t blocks = s->nh * n * ((pos + n + L - 1) / L);
-    return blocks <= s->att_copy_cap;
-}
-
 /* A single-token step through a graph captured on first use. */
 static cudaError_t run_step_graph(mstate *s, int rows_out)
 {
-    const int gi = (rows_out > 0) + 2 * s->att_copy;
+    const int gi = rows_out > 0;
     if (s->graph_state[gi] == 0) {
         cudaGraph_t g = NULL;
         cudaError_t e = cudaStreamBeginCapture(s->st, cudaStreamCaptureModeThreadLocal);
@@ -946,7 +920,6 @@ static int m_forward(void *state, int seq, const int32_t *ids, int64_t n, int64_
         const int rows_out = want ? (all_logits ? m : 1) : 0;
         s->dyn_h[0] = pos + off;
         s->dyn_h[1] = seq;
-        s->att_copy = att_copy_wanted(s, pos + off, m);
         memcpy(s->ids_h, ids + off, (size_t)m * sizeof(int32_t));
         CK(cudaMemcpyAsync(s->dyn_d, s->dyn_h, 2 * sizeof(int64_t), cudaMemcpyHostToDevice, s->st), "copying to the GPU");
         CK(cudaMemcpyAsync(s->ids_d, s->ids_h, (size_t)m * 4, cudaMemcpyHostToDevice, s->st), "copying to the GPU");
@@ -971,7 +944,7 @@ static int m_forward(void *state, int seq, const int32_t *ids, int64_t n, int64_
  * again at the next step. */
 static void drop_graphs(mstate *s)
 {
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 2; i++) {
         if (s->graph_state[i] == 1) cudaGraphExecDestroy(s->graph[i]);
         s->graph_state[i] = 0;
     }
@@ -991,11 +964,6 @@ static int m_set_option(void *state, const char *key, int64_t value)
     }
     if (strcmp(key, "gemv_mma") == 0 && value >= 0 && value <= 2) {
         uq_cuda_gemv_mma = (int)value;
-        drop_graphs(s);
-        return UQ_OK;
-    }
-    if (strcmp(key, "attn_copy") == 0) {
-        s->att_copy_on = value != 0;
         drop_graphs(s);
         return UQ_OK;
     }
