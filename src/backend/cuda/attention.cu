@@ -163,7 +163,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
     float m = -INFINITY, l = 0.0f, o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     __syncthreads();
     if (vec4) {
-        /* passes of 64 positions: each warp takes 32 of them, a lane 4
+        /* passes of 64 positions: each warp takes half of them, a lane 4
          * dimensions of each (16-byte loads, 8 positions in flight), the
          * scores by warp reductions; then the values the same way, each warp
          * accumulating its positions, the two warps added at the end */
@@ -178,8 +178,13 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
         }
         for (int64_t p0 = p_begin; p0 < p_end; p0 += DEC_T) {
             const int cnt = (int)(p_end - p0 < DEC_T ? p_end - p0 : DEC_T);
+            /* each warp half the pass's positions, in whole loads of 8
+             * rows (a short pass, such as a split of 32, would otherwise
+             * leave the second warp idle and the first with twice the
+             * dependent loads) */
+            const int share = (cnt + 15) / 16 * 8;
 #pragma unroll 1
-            for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += 8) {
+            for (int i0 = warp * share; i0 < warp * share + share && i0 < cnt; i0 += 8) {
                 float4 kv[8][2];
                 dec_load8(kv, kc, ks, fused, pos, p0, i0, cnt, a.kv_dim, lane, nv);
 #pragma unroll
@@ -207,7 +212,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
                 ov[k].w *= corr;
             }
 #pragma unroll 1
-            for (int i0 = warp * 32; i0 < warp * 32 + 32 && i0 < cnt; i0 += 8) {
+            for (int i0 = warp * share; i0 < warp * share + share && i0 < cnt; i0 += 8) {
                 float4 vv[8][2];
                 dec_load8(vv, vc, vs, fused, pos, p0, i0, cnt, a.kv_dim, lane, nv);
 #pragma unroll
