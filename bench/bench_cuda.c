@@ -278,7 +278,8 @@ int main(int argc, char **argv)
         double out[6];
         if (uq_cuda_bench_gemv(shapes[i][0], shapes[i][1], 4, 64, 1, -1, out) != UQ_OK) die("GEMV benchmark");
         g[i] = (gemv_row){shapes[i][0], shapes[i][1], out[0], out[1], out[2], out[3], out[4], out[5], 0};
-        if (uq_cuda_bench_gemv(shapes[i][0], shapes[i][1], 4, 64, 1, 6, out) != UQ_OK) die("GEMV benchmark");
+        if (uq_cuda_bench_gemv(shapes[i][0], shapes[i][1], 4, 64, 1, UQ_CUDA_GEMV_FP32, out) != UQ_OK)
+            die("GEMV benchmark");
         g[i].fp32_ratio = out[0] / out[1];
         if (!json)
             printf("%5lld x %-6lld %10.0f %10.0f %6.1f%% %9.2f %9.1e %8.0f %6.1f%%\n", (long long)g[i].rows,
@@ -289,9 +290,10 @@ int main(int argc, char **argv)
     /* kernel variants: the fp32 register pipeline (rows per warp, chunks
      * per stage), the fp32 persistent kernel (rows per warp, "full": as many
      * blocks as fit), the fp32 kernels as chosen without the integer MMAs */
-    static const char *vnames[7] = {"registers R4 U2", "registers R4 U1", "persistent R2", "persistent R2 full",
-                                    "persistent R1",   "persistent R1 full", "fp32 kernels"};
-    for (int v = 0; v < 7 && variants && !json; v++) {
+    static const char *vnames[UQ_CUDA_GEMV_FP32 + 1] = {"registers R4 U2",    "registers R4 U1", "persistent R2",
+                                                        "persistent R2 full", "persistent R1",   "persistent R1 full",
+                                                        "fp32 kernels"};
+    for (int v = 0; v <= UQ_CUDA_GEMV_FP32 && variants && !json; v++) {
         printf("    variant %s:", vnames[v]);
         for (int i = 0; i < 3; i++) {
             double out[6];

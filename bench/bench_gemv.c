@@ -248,9 +248,8 @@ int main(int argc, char **argv)
     if (rows < 1 || cols < 1 || n < 1 || seconds <= 0) return usage(), 2;
     if (strcmp(backend, "cuda") == 0) {
         if (n > 8) return usage(), 2;
-        /* variant 6: the fp32 kernels as chosen without the integer MMAs */
-        return bench_cuda_gemv(shape_given ? rows : 0, shape_given ? cols : 0, group, bits_list, n, fp32 ? 6 : -1,
-                               json);
+        return bench_cuda_gemv(shape_given ? rows : 0, shape_given ? cols : 0, group, bits_list, n,
+                               fp32 ? UQ_CUDA_GEMV_FP32 : -1, json);
     }
     const uq_backend_ops *ops = uq_backend_find(backend);
     if (!ops) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cuda_module.h"
 #include "uquant.h"
 
 /* Weight formats the kernels are built for: 1..8 are quantized bit widths. */
@@ -259,8 +260,6 @@ __device__ __forceinline__ const mm_seg *gv_group_seg(const mm_args *a, int g, i
     *r0 = (int64_t)(g - S0->blk0) * (dual ? R / 2 : R);
     return S0;
 }
-/* Benchmark variant of launch_gemv_variant: the fp32 kernels alone. */
-#define GEMV_VARIANT_FP32 6
 /* gemv_mma.cu: one token through 4-bit weights on the integer MMAs, which
  * launch_gemv tries first unless option gemv_mma (uq_cuda_gemv_mma) is 0 (1:
  * for products of more than 4096 x 4096 weights, 2: any it takes): 1

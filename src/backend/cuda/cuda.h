@@ -7,6 +7,7 @@
 #define UQ_BACKEND_CUDA_CUDA_H
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_module.h"
 #include "quant/quant.h"
 
 extern const uq_backend_ops uq_backend_cuda;

@@ -82,8 +82,8 @@ typedef struct uq_cuda_api {
     int (*set_option)(void *state, const char *key, int64_t value);
     /* Benchmark of the decode GEMV on a random affine matrix (bf16 scales),
      * variant -1 (the kernels in use), 0..5 (4-bit batch-1 variants of the
-     * fp32 kernels) or 6 (the fp32 kernels as chosen without the integer
-     * MMAs):
+     * fp32 kernels) or UQ_CUDA_GEMV_FP32 (the fp32 kernels as chosen without
+     * the integer MMAs):
      * out[0] GB/s of weights, scales and biases read, out[1] GB/s of a
      * device-to-device copy (bytes read + written), out[2] microseconds per
      * product, out[3] largest error relative to the generic kernel, out[4]
@@ -92,6 +92,9 @@ typedef struct uq_cuda_api {
     int (*bench_gemv)(int64_t rows, int64_t cols, int bits, int group, int batch, int variant, double *out,
                       char *err, size_t cap);
 } uq_cuda_api;
+
+/* bench_gemv's variant: the fp32 kernels where the integer-MMA one would run. */
+#define UQ_CUDA_GEMV_FP32 6
 
 typedef const uq_cuda_api *(*uq_cuda_module_fn)(void);
 

@@ -879,7 +879,7 @@ static int launch_gemv_persistent(mm_args *a, int R, int max_per_sm, cudaStream_
  * for (K, n). variant < 0: the production kernels. */
 cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
 {
-    if (variant == GEMV_VARIANT_FP32) {
+    if (variant == UQ_CUDA_GEMV_FP32) {
         variant = -1;
     } else if (variant < 0 && uq_cuda_gemv_mma) {
         cudaError_t e = cudaSuccess;

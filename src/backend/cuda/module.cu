@@ -1016,7 +1016,7 @@ static int m_bench_gemv(int64_t rows, int64_t cols, int bits, int group, int bat
         snprintf(err, cap, "unsupported GEMV benchmark shape");
         return UQ_ERR_ARG;
     }
-    if (variant > GEMV_VARIANT_FP32 || (variant >= 0 && variant < GEMV_VARIANT_FP32 && (bits != 4 || batch != 1))) {
+    if (variant > UQ_CUDA_GEMV_FP32 || (variant >= 0 && variant < UQ_CUDA_GEMV_FP32 && (bits != 4 || batch != 1))) {
         snprintf(err, cap, "no GEMV variant %d for %d bits, batch %d", variant, bits, batch);
         return UQ_ERR_ARG;
     }
