@@ -299,16 +299,19 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
     if (!last) return;
     __threadfence();
     const float *base = a.scratch + (int64_t)slot * DEC_SPLITS * (DEC_MAXD + 2);
-    float gm = -INFINITY;
-    for (int s2 = 0; s2 < nsplit; s2++) gm = fmaxf(gm, ((volatile const float *)base)[s2 * (DEC_MAXD + 2)]);
-    float gl = 0.0f, go[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    /* through L2, where the other blocks' fenced partials are; not
+     * volatile, so that the loads of several splits are in flight at once */
+    float gm = -INFINITY, gl = 0.0f, go[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 4
+    for (int s2 = 0; s2 < nsplit; s2++) gm = fmaxf(gm, __ldcg(base + s2 * (DEC_MAXD + 2)));
+#pragma unroll 4
     for (int s2 = 0; s2 < nsplit; s2++) {
-        volatile const float *pp = base + s2 * (DEC_MAXD + 2);
-        const float w = expf(pp[0] - gm);
-        gl += pp[1] * w;
+        const float *pp = base + s2 * (DEC_MAXD + 2);
+        const float w = expf(__ldcg(pp) - gm);
+        gl += __ldcg(pp + 1) * w;
 #pragma unroll
         for (int k = 0; k < 4; k++)
-            if (tid + k * DEC_T < hd) go[k] += pp[2 + tid + k * DEC_T] * w;
+            if (tid + k * DEC_T < hd) go[k] += __ldcg(pp + 2 + tid + k * DEC_T) * w;
     }
 #pragma unroll
     for (int k = 0; k < 4; k++)
