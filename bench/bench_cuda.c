@@ -307,7 +307,7 @@ int main(int argc, char **argv)
     }
 
     double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, prefill_expanded_tps = 0, prefill_mma_tps = 0, decode_tps = 0, decode_api_tps = 0,
-           decode_deep_tps = 0, decode_fp32_tps = 0, bytes_bf16 = 0;
+           decode_deep_tps = 0, decode_fp32_tps = 0, decode_sep_tps = 0, bytes_bf16 = 0;
     if (!no_model) {
         uq_model_config cfg = uq_synthetic_config(4096, 11008, layers, 32, 32, 32000, 0);
         char bf16[4096], q4[4096], qcpu[4200];
@@ -421,6 +421,10 @@ int main(int argc, char **argv)
         if (uq_cuda_set_option(c, "gemv_mma", 0) != UQ_OK) die("option");
         decode_fp32_tps = decode_greedy(c, ids[0], decode, td, repeat);
         if (uq_cuda_set_option(c, "gemv_mma", 1) != UQ_OK) die("option");
+        /* the decode attention in its own kernel instead of the O product's GEMV */
+        if (uq_cuda_set_option(c, "attn_gemv", 0) != UQ_OK) die("option");
+        decode_sep_tps = decode_greedy(c, ids[0], decode, td, repeat);
+        if (uq_cuda_set_option(c, "attn_gemv", 1) != UQ_OK) die("option");
         double decode_nopdl_tps = 0, decode_nograph_tps = 0;
         for (int pass = 0; pass < 2; pass++) {
             if (uq_cuda_set_option(c, pass == 0 ? "pdl" : "graphs", 0) != UQ_OK) die("option");
@@ -435,6 +439,7 @@ int main(int argc, char **argv)
                    decode_tps / LLAMACPP_DECODE);
             printf("    decode, same through uq_forward_last + logits: %8.1f tok/s\n", decode_api_tps);
             printf("    decode, with the fp32 GEMV kernels:           %8.1f tok/s\n", decode_fp32_tps);
+            printf("    decode, attention in its own kernel:          %8.1f tok/s\n", decode_sep_tps);
             printf("    decode, without dependent launches:           %8.1f tok/s\n", decode_nopdl_tps);
             printf("    decode, without them and without CUDA graphs: %8.1f tok/s\n", decode_nograph_tps);
             printf("    decode, %d tokens after %d prompt tokens:   %8.1f tok/s\n", decode, prompt, decode_deep_tps);
@@ -494,6 +499,7 @@ int main(int argc, char **argv)
             json_object_set_new(mo, "decode_tps", json_real(decode_tps));
             json_object_set_new(mo, "decode_api_tps", json_real(decode_api_tps));
             json_object_set_new(mo, "decode_fp32_gemv_tps", json_real(decode_fp32_tps));
+            json_object_set_new(mo, "decode_attention_kernel_tps", json_real(decode_sep_tps));
             json_object_set_new(mo, "decode_after_prompt_tps", json_real(decode_deep_tps));
             json_object_set_new(mo, "prefill_tps", json_real(prefill_tps));
             json_object_set_new(mo, "prefill_inloop_tps", json_real(prefill_inloop_tps));

@@ -212,6 +212,60 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
     uq_model_close(m);
 }
 
+/* Decode deep into a context, one token at a time on the integer MMAs,
+ * against cpu-ref: with the O product's kernel running the attention
+ * (several passes and splits a unit) and with the attention kernel. */
+static void compare_long_decode(const char *dir, const char *label)
+{
+    enum { CTX = 512, PROMPT = 320, STEPS = 48 };
+    uq_model *m;
+    assert_int_equal(uq_model_open(dir, &m), UQ_OK);
+    uq_context *ref = make_context(m, "cpu-ref", CTX, 1);
+    uq_context *gpu = make_context(m, "cuda", CTX, 1);
+    const int64_t vocab = uq_context_vocab(ref);
+    const size_t nv = (size_t)STEPS * (size_t)vocab;
+    int32_t ids[PROMPT + STEPS];
+    for (int i = 0; i < PROMPT + STEPS; i++) ids[i] = (int32_t)((i * 7919 + 13) % vocab);
+    float *last = malloc((size_t)vocab * sizeof(float)), *lr = malloc(nv * sizeof(float));
+    float *lf = malloc(nv * sizeof(float)), *ls = malloc(nv * sizeof(float));
+    assert_non_null(last);
+    assert_non_null(lr);
+    assert_non_null(lf);
+    assert_non_null(ls);
+    assert_int_equal(uq_forward_last(ref, ids, PROMPT, last), UQ_OK);
+    for (int t = 0; t < STEPS; t++)
+        assert_int_equal(uq_forward(ref, ids + PROMPT + t, 1, lr + (size_t)t * (size_t)vocab), UQ_OK);
+    assert_int_equal(uq_cuda_set_option(gpu, "gemv_mma", 2), UQ_OK);
+    for (int fused = 1; fused >= 0; fused--) {
+        float *l = fused ? lf : ls;
+        assert_int_equal(uq_cuda_set_option(gpu, "attn_gemv", fused), UQ_OK);
+        uq_context_reset(gpu, 0);
+        assert_int_equal(uq_forward_last(gpu, ids, PROMPT, last), UQ_OK);
+        for (int t = 0; t < STEPS; t++)
+            assert_int_equal(uq_forward(gpu, ids + PROMPT + t, 1, l + (size_t)t * (size_t)vocab), UQ_OK);
+    }
+    assert_int_equal(uq_cuda_set_option(gpu, "gemv_mma", 1), UQ_OK);
+    assert_int_equal(uq_cuda_set_option(gpu, "attn_gemv", 1), UQ_OK);
+    /* both within the integer MMAs' distance of cpu-ref (x rounded to 16
+     * bits a group, so the two differ by as much) */
+    const double dr = tu_max_abs_diff(lr, lf, nv), kd = mean_kl(lr, lf, STEPS, vocab);
+    const double dk = tu_max_abs_diff(lr, ls, nv), kk = mean_kl(lr, ls, STEPS, vocab);
+    print_message("%-14s decode at %d-%d, max |cuda - cpu-ref|, mean KL: attention in the O product %.3g, %.3g; "
+                  "attention kernel %.3g, %.3g\n",
+                  label, PROMPT, PROMPT + STEPS - 1, dr, kd, dk, kk);
+    assert_true(dr < 1e-2);
+    assert_true(kd < 1e-5);
+    assert_true(dk < 1e-2);
+    assert_true(kk < 1e-5);
+    free(last);
+    free(lr);
+    free(lf);
+    free(ls);
+    uq_context_free(gpu);
+    uq_context_free(ref);
+    uq_model_close(m);
+}
+
 /* ------------------------------------------------------------ models */
 
 static void test_bench28m_schemes(void **st)
@@ -251,6 +305,7 @@ static void test_bench28m_schemes(void **st)
         snprintf(qc.backend, sizeof qc.backend, "cpu");
         if (uq_quantize_model(src, out, &qc, NULL) != UQ_OK) fail_msg("quantize: %s", uq_last_error());
         compare_model(out, label, ids, n, 1e-2, 1e-5);
+        if (i == 2) compare_long_decode(out, label);
         tu_system("rm -rf '%s'", dir);
     }
 }

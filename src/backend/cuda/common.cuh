@@ -40,6 +40,27 @@ typedef struct mm_seg {
     int blk0;            /* first block of the segment (set by the launcher) */
 } mm_seg;
 
+/* Attention of one step (attention.cu; one token's also inside the O
+ * product's GEMV: gemv_attn.cuh, gemv_mma.cu). */
+typedef struct attn_args {
+    float *qkv;          /* [n][ldq]: q (rotated in place), k, v */
+    int64_t ldq;
+    float *kc, *vc;      /* this layer's caches of sequence 0; sequences are seq_stride apart */
+    int64_t seq_stride;
+    const float *rope_cos, *rope_sin;
+    const int64_t *dyn;
+    float *out;          /* [n][q_dim] */
+    int n;
+    int n_heads, n_kv, head_dim;
+    int64_t kv_dim, q_dim;
+    int64_t split_len;   /* positions per block of decode attention (attention.cu's kernel) */
+    float *scratch;      /* [n][heads][32 splits][258] partial results */
+    int *counters;       /* [n][heads], zero between launches */
+    int fused;           /* one token, decode kernel: RoPE and the cache store done by it */
+    uint16_t *out_h, *out_l; /* prefill kernel, when out_h is set: out split into f16 halves (out_l may be NULL) */
+    int *ready;          /* attention inside the O GEMV: {heads written, blocks done}, zero between launches */
+} attn_args;
+
 typedef struct mm_args {
     mm_seg seg[3];
     int nseg;
@@ -59,6 +80,9 @@ typedef struct mm_args {
     uint16_t *yh;        /* GEMM in the SwiGLU mode: f16 output [n][ldyh] */
     int64_t ldyh;
     int ilv;             /* SwiGLU expansion: gate and up rows interleaved in runs of ilv (set by the launcher) */
+    int attn;            /* GEMV of the O product for one token: the kernel runs the decode attention (att)
+                          * first (only when gemv_mma_attn_ok) */
+    attn_args att;
 } mm_args;
 
 static inline int dmat_fmt(const dmat *m)
@@ -267,6 +291,9 @@ __device__ __forceinline__ const mm_seg *gv_group_seg(const mm_args *a, int g, i
 extern int uq_cuda_gemv_mma;
 cudaError_t gemv_mma_setup(void);
 int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err);
+/* Whether launch_gemv takes the integer-MMA kernel for this product with
+ * a->attn set (the decode attention in a->att run first, its output x). */
+int gemv_mma_attn_ok(const mm_args *a);
 cudaError_t launch_matmul_generic(mm_args *a, cudaStream_t st);
 
 /* gemm.cu: products for many tokens on the tensor cores; the input comes
@@ -320,23 +347,6 @@ cudaError_t launch_swiglu(const float *gu, int n, int64_t ff, float *h, cudaStre
 cudaError_t launch_argmax(const float *logits, int rows, int64_t vocab, int32_t *out, cudaStream_t st);
 
 /* attention.cu: dyn points at the step's {first position, sequence} on the device. */
-typedef struct attn_args {
-    float *qkv;          /* [n][ldq]: q (rotated in place), k, v */
-    int64_t ldq;
-    float *kc, *vc;      /* this layer's caches of sequence 0; sequences are seq_stride apart */
-    int64_t seq_stride;
-    const float *rope_cos, *rope_sin;
-    const int64_t *dyn;
-    float *out;          /* [n][q_dim] */
-    int n;
-    int n_heads, n_kv, head_dim;
-    int64_t kv_dim, q_dim;
-    int64_t split_len;   /* positions per block of decode attention */
-    float *scratch;      /* [n][heads][32 splits][258] partial results */
-    int *counters;       /* [n][heads], zero between launches */
-    int fused;           /* one token, decode kernel: RoPE and the cache store done by it */
-    uint16_t *out_h, *out_l; /* prefill kernel, when out_h is set: out split into f16 halves (out_l may be NULL) */
-} attn_args;
 cudaError_t attention_setup(void);
 cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st);
 cudaError_t launch_attention(const attn_args *a, int prefill, cudaStream_t st);

@@ -886,6 +886,7 @@ cudaError_t launch_gemv_variant(mm_args *a, int variant, cudaStream_t st)
         const int r = launch_gemv_mma(a, st, &e);
         if (r != 0) return e;
     }
+    if (a->attn) return cudaErrorInvalidValue; /* only the integer-MMA kernel runs attention */
     const int pers = variant >= 0 && (gemv_variants[variant].fn == gemv_4_1p || gemv_variants[variant].fn == gemv_4_1p1);
     if (variant < 0 || pers) {
         cudaError_t e = cudaSuccess;

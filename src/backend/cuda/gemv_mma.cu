@@ -31,7 +31,7 @@
  * fragment's k = 4t..4t+3 and odd codes its k = 16+4t..16+4t+3. x is
  * staged in shared memory in that order, as the B fragments of lanes 0..7
  * (hi plane: 0..3, lo plane: 4..7). */
-#include "common.cuh"
+#include "gemv_attn.cuh"
 #include "cp_async.cuh"
 
 #define GQ_W 8                              /* warps a block */
@@ -61,12 +61,13 @@ __device__ __forceinline__ void imma_u8s8(int *d, const uint32_t *a, uint2 b)
 }
 
 /* Shared memory: the ring, x's B fragments, the groups' sx and X, the
- * warps' sums of pending tiles and their counters. */
+ * warps' sums of pending tiles and their counters, the attention's units
+ * (attn). */
 typedef struct gq_layout {
-    uint32_t ring, bfrag, sx, xsum, part, cnt, gen, red, total;
+    uint32_t ring, bfrag, sx, xsum, part, cnt, gen, red, att, total;
 } gq_layout;
 
-__host__ __device__ static inline gq_layout gq_layout_of(int64_t K, int G, int S)
+__host__ __device__ static inline gq_layout gq_layout_of(int64_t K, int G, int S, int attn)
 {
     gq_layout l;
     l.ring = 0;
@@ -77,7 +78,8 @@ __host__ __device__ static inline gq_layout gq_layout_of(int64_t K, int G, int S
     l.cnt = l.part + GQ_D * GQ_W * 16 * 4;
     l.gen = l.cnt + GQ_D * 4;
     l.red = (l.gen + GQ_D * 4 + 7) / 8 * 8;
-    l.total = l.red + GQ_W * 8;
+    l.att = (l.red + GQ_W * 8 + 15) / 16 * 16;
+    l.total = l.att + (attn ? (uint32_t)sizeof(ga_smem) : 0);
     return l;
 }
 
@@ -106,6 +108,18 @@ typedef struct gq_ptr {
     const char *w[4];
     const unsigned short *sc;
 } gq_ptr;
+
+/* The warp's first item, its rows not yet looked up. */
+__device__ __forceinline__ void gq_start(gq_ptr *p, int warp, int nks)
+{
+    p->I = warp;
+    p->jl = warp / nks;
+    p->s = warp % nks;
+    p->tile = -1;
+#pragma unroll
+    for (int u = 0; u < 4; u++) p->w[u] = NULL;
+    p->sc = NULL;
+}
 
 __device__ __forceinline__ void gq_next(gq_ptr *p, int nks)
 {
@@ -199,7 +213,7 @@ __device__ __forceinline__ void gq_word(const float *v, int q, int ok, uint2 *bf
  * the RMSNorm (K <= GQ_XW * 256 * 8), x and the norm's weights are loaded
  * once, kept in registers across the sum of squares. */
 #define GQ_XW 2
-__device__ __forceinline__ void gq_stage_x(const mm_args &a, char *sm, const gq_layout &L, const int G)
+template <bool ATT> __device__ __forceinline__ void gq_stage_x(const mm_args &a, char *sm, const gq_layout &L, const int G)
 {
     const int warp = threadIdx.x >> 5, nt = GQ_W * 32;
     const int nwd = (int)a.K / 8;
@@ -212,7 +226,9 @@ __device__ __forceinline__ void gq_stage_x(const mm_args &a, char *sm, const gq_
         for (int u = 0; u < GQ_XW; u++) {
             const int q = q0 + u * nt + (int)threadIdx.x;
             float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
-            if (q < nwd) x0 = __ldg(x4 + 2 * q), x1 = __ldg(x4 + 2 * q + 1);
+            /* x written by this kernel's attention: read through L2 */
+            if (q < nwd && ATT) x0 = __ldcg(x4 + 2 * q), x1 = __ldcg(x4 + 2 * q + 1);
+            else if (q < nwd) x0 = __ldg(x4 + 2 * q), x1 = __ldg(x4 + 2 * q + 1);
             v[u][0] = x0.x, v[u][1] = x0.y, v[u][2] = x0.z, v[u][3] = x0.w;
             v[u][4] = x1.x, v[u][5] = x1.y, v[u][6] = x1.z, v[u][7] = x1.w;
         }
@@ -355,12 +371,76 @@ __device__ __forceinline__ void gq_group(const char *sl, const uint2 *bf, const 
     }
 }
 
-template <int G, int S> __device__ __forceinline__ void gq_body(const mm_args &a)
+/* The decode attention before the O product (a.attn, gemv_attn.cuh). The
+ * product's blocks are resident early (dependent launch), their weights'
+ * first copies in flight: before the wait each block with a unit (unit u
+ * on block u, then u + grid...) loads its first keys and values, after it
+ * runs its units; each block then waits until every head's output, the
+ * product's x, is written. The launcher's grid is resident at once, so
+ * every unit runs and the wait ends; the last block to finish zeroes the
+ * counters (t.ready: heads written, blocks done) for the next launch. */
+__device__ __forceinline__ int gq_ld_acquire(const int *p)
+{
+    int v;
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
+/* The step's position and units (dyn is written before the step's first
+ * kernel: it may be read before the wait). */
+typedef struct gq_att_plan {
+    int64_t npos, seq, L;
+    int units;
+    float4 fk[GA_P], fv[GA_P];
+} gq_att_plan;
+
+__device__ __forceinline__ void gq_attention_plan(const mm_args &a, gq_att_plan *p)
+{
+    const attn_args &t = a.att;
+    p->npos = t.dyn[0] + 1;
+    p->seq = t.dyn[1];
+    p->L = ga_split_len(p->npos, t.n_heads, (int)gridDim.x);
+    p->units = t.n_heads * (int)((p->npos + p->L - 1) / p->L);
+    const int u = (int)blockIdx.x;
+    if (u < p->units) ga_fetch(t, u % t.n_heads, u / t.n_heads, p->L, p->npos, p->seq, p->fk, p->fv);
+}
+
+__device__ __forceinline__ void gq_attention(const mm_args &a, char *att_smem, const gq_att_plan &p)
+{
+    const attn_args &t = a.att;
+    ga_smem *sm = (ga_smem *)att_smem;
+    int *heads = t.ready;
+    const int nh = t.n_heads;
+    for (int u = (int)blockIdx.x; u < p.units; u += (int)gridDim.x) {
+        if (ga_unit(t, u % nh, u / nh, p.L, p.npos, p.seq, sm, u == (int)blockIdx.x, p.fk, p.fv)) {
+            /* the unit wrote its head's output */
+            __threadfence();
+            __syncthreads();
+            if (threadIdx.x == 0) atomicAdd(heads, 1);
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        while (gq_ld_acquire(heads) < nh) __nanosleep(128);
+    __syncthreads();
+}
+
+/* After the product (a.attn): the last block zeroes the counters. */
+__device__ __forceinline__ void gq_attention_done(const mm_args &a)
+{
+    int *heads = a.att.ready, *done = heads + 1;
+    if (threadIdx.x == 0 && atomicAdd(done, 1) == (int)gridDim.x - 1) {
+        *heads = 0;
+        *done = 0;
+    }
+}
+
+template <int G, int S, bool ATT> __device__ __forceinline__ void gq_body(const mm_args &a)
 {
     extern __shared__ __align__(16) char gq_smem[];
     constexpr int NG = GQ_KI / G;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const gq_layout L = gq_layout_of(a.K, G, S);
+    const gq_layout L = gq_layout_of(a.K, G, S, ATT);
     const int affine = a.seg[0].scheme == UQ_SCHEME_AFFINE, is_bf16 = a.seg[0].sdt == UQ_BF16;
     const int gpr = (int)(a.K / G), nks = (int)((a.K + GQ_KI - 1) / GQ_KI);
     const int tiles = ((int)a.groups - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
@@ -370,15 +450,21 @@ template <int G, int S> __device__ __forceinline__ void gq_body(const mm_args &a
     pdl_trigger();
     /* weights are never written: their copies start before the wait */
     gq_ptr ip, cp;
-    ip.I = warp;
-    ip.jl = warp / nks;
-    ip.s = warp % nks;
-    ip.tile = -1;
-    cp = ip;
+    gq_start(&ip, warp, nks);
 #pragma unroll
     for (int k = 0; k < S; k++) gq_issue(a, &ip, nitems, nks, ring + k * GQ_SLOT, lane, gpr, affine, G);
+    gq_att_plan plan;
+    if (ATT) gq_attention_plan(a, &plan);
     pdl_wait();
-    gq_stage_x(a, gq_smem, L, G);
+    if (ATT) {
+        const int I = ip.I, jl = ip.jl, s = ip.s;
+        gq_attention(a, gq_smem + L.att, plan);
+        /* the row pointers computed again (their registers free meanwhile) */
+        gq_start(&ip, warp, nks);
+        ip.I = I, ip.jl = jl, ip.s = s;
+    }
+    gq_start(&cp, warp, nks);
+    gq_stage_x<ATT>(a, gq_smem, L, G);
 
     const uint2 *bf = (const uint2 *)(gq_smem + L.bfrag);
     const float *sxs = (const float *)(gq_smem + L.sx), *xs = (const float *)(gq_smem + L.xsum);
@@ -409,24 +495,35 @@ template <int G, int S> __device__ __forceinline__ void gq_body(const mm_args &a
     if (cur >= 0) gq_flush(a, gq_smem, L, cur, nks, acc0, acc1);
     /* no copy may land in shared memory after the block has left */
     cp_async_wait(0);
+    if (ATT) gq_attention_done(a);
 }
 
 /* Items in flight a warp: S = 2 (three blocks a multiprocessor) or 3 */
 #define GQ_KERNEL(G, S)                                                                                  \
-    __global__ void __launch_bounds__(GQ_W * 32, 3) gemv_mma_g##G##_s##S(const mm_args a) { gq_body<G, S>(a); }
+    __global__ void __launch_bounds__(GQ_W * 32, 3) gemv_mma_g##G##_s##S(const mm_args a) { gq_body<G, S, false>(a); }
 GQ_KERNEL(32, 2)
 GQ_KERNEL(64, 2)
 GQ_KERNEL(128, 2)
 GQ_KERNEL(32, 3)
 GQ_KERNEL(64, 3)
 GQ_KERNEL(128, 3)
+/* With the attention first (the O product): two blocks a multiprocessor
+ * (at three, 80 registers, the prefetched keys and values spill) */
+#define GQ_ATT_KERNEL(G)                                                                                  \
+    __global__ void __launch_bounds__(GQ_W * 32, 2) gemv_mma_att_g##G(const mm_args a) { gq_body<G, 2, true>(a); }
+GQ_ATT_KERNEL(32)
+GQ_ATT_KERNEL(64)
+GQ_ATT_KERNEL(128)
+static const void *const gq_att_fns[3] = {(const void *)gemv_mma_att_g32, (const void *)gemv_mma_att_g64,
+                                          (const void *)gemv_mma_att_g128};
 static const void *const gq_fns[2][3] = {
     {(const void *)gemv_mma_g32_s2, (const void *)gemv_mma_g64_s2, (const void *)gemv_mma_g128_s2},
     {(const void *)gemv_mma_g32_s3, (const void *)gemv_mma_g64_s3, (const void *)gemv_mma_g128_s3}};
 
 /* Whether the product takes this kernel: 4 bits, one token, groups of 32,
  * 64 or 128 (an even number a row), segments alike, 16-byte rows of codes
- * and 4-byte aligned scales, x's fragments and the ring in shared memory. */
+ * and 4-byte aligned scales, x's fragments, the ring (and the attention's
+ * units) in shared memory. */
 static int gq_ok(const mm_args *a)
 {
     const int G = a->seg[0].group;
@@ -442,14 +539,33 @@ static int gq_ok(const mm_args *a)
             (g->scheme == UQ_SCHEME_AFFINE && (uintptr_t)g->b % 4 != 0))
             return 0;
     }
-    return gq_layout_of(a->K, G, 3).total <= 200 * 1024;
+    return gq_layout_of(a->K, G, 3, a->attn).total <= 200 * 1024;
+}
+
+/* Whether the decode attention of one token can run first in this product's
+ * kernel: the O product (its x the attention's output), the attention's
+ * fused decode path with heads of at most 128 values (a multiple of 4). */
+static int gq_attn_ok(const mm_args *a)
+{
+    const attn_args *t = &a->att;
+    const int hd = t->head_dim;
+    if (a->mode != MM_ADD || a->nseg != 1 || a->n != 1 || !t->fused || !t->ready || t->n != 1) return 0;
+    return hd % 4 == 0 && hd <= 128 && t->kv_dim % 4 == 0 && a->x == t->out && a->K == t->q_dim;
+}
+
+/* By default only from 4096 x 4096 weights (Llama-7B's O product): smaller
+ * models keep the fp32 kernel's exact x for it. */
+int gemv_mma_attn_ok(const mm_args *a)
+{
+    if (!uq_cuda_gemv_mma || !a->attn || !gq_attn_ok(a) || !gq_ok(a)) return 0;
+    return uq_cuda_gemv_mma == 2 || a->seg[0].rows * a->K >= 4096 * 4096;
 }
 
 cudaError_t gemv_mma_setup(void)
 {
-    for (int i = 0; i < 6; i++) {
-        cudaError_t e =
-            cudaFuncSetAttribute(gq_fns[i / 3][i % 3], cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
+    for (int i = 0; i < 9; i++) {
+        cudaError_t e = cudaFuncSetAttribute(i < 6 ? gq_fns[i / 3][i % 3] : gq_att_fns[i - 6],
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
         if (e != cudaSuccess) return e;
     }
     return cudaSuccess;
@@ -457,13 +573,15 @@ cudaError_t gemv_mma_setup(void)
 
 int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err)
 {
+    if (a->attn && !gq_attn_ok(a)) a->attn = 0;
     if (!gq_ok(a)) return 0;
     /* up to 4096 x 4096 weights the fp32 persistent kernel is faster (52%
      * of the copy's bandwidth against 48%): its blocks leave room for the
-     * next product's to start copying */
+     * next product's to start copying; but only this kernel runs the
+     * attention first */
     int64_t weights = 0;
     for (int i = 0; i < a->nseg; i++) weights += a->seg[i].rows * a->K;
-    if (uq_cuda_gemv_mma < 2 && weights <= 4096 * 4096) return 0;
+    if (uq_cuda_gemv_mma < 2 && weights <= 4096 * 4096 && !a->attn) return 0;
     const int G = a->seg[0].group, gi = G == 32 ? 0 : G == 64 ? 1 : 2;
     const int nsm = gv_sm_count(err);
     if (nsm < 0) return -1;
@@ -473,9 +591,9 @@ int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err)
      * three items for long rows (few tiles) and for many tiles (measured on
      * an H100: 4096 x 11008 61.8% of the copy's bandwidth against 57.4%,
      * 22016 x 4096 79.5% against 77.1%; 12288 x 4096 68.7% against 62.1%) */
-    const int S = a->K >= 8192 || tiles >= 1024 ? 3 : 2;
-    const void *fn = gq_fns[S - 2][gi];
-    const size_t smem = gq_layout_of(a->K, G, S).total;
+    const int S = !a->attn && (a->K >= 8192 || tiles >= 1024) ? 3 : 2;
+    const void *fn = a->attn ? gq_att_fns[gi] : gq_fns[S - 2][gi];
+    const size_t smem = gq_layout_of(a->K, G, S, a->attn).total;
     int occ = 0;
     if ((*err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, GQ_W * 32, smem)) != cudaSuccess) return -1;
     if (occ < 1) return 0;

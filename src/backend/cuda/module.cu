@@ -56,6 +56,8 @@ typedef struct mstate {
     int64_t *dyn_d;
     float *att_scratch;
     int *att_counters;
+    int *att_ready;      /* attention inside the O product's GEMV (attn_args.ready) */
+    int attn_gemv;       /* option attn_gemv: decode attention inside the O product's GEMV where it can */
     /* pinned host staging */
     int64_t *dyn_h;
     int32_t *ids_h;
@@ -403,6 +405,9 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     s->att_scratch = (float *)dalloc(s, (size_t)8 * s->nh * 32 * 258 * sizeof(float), &e);
     s->att_counters = (int *)dalloc(s, (size_t)8 * s->nh * sizeof(int), &e);
     if (e == cudaSuccess) e = cudaMemset(s->att_counters, 0, (size_t)8 * s->nh * sizeof(int));
+    s->att_ready = (int *)dalloc(s, 2 * sizeof(int), &e);
+    if (e == cudaSuccess) e = cudaMemset(s->att_ready, 0, 2 * sizeof(int));
+    s->attn_gemv = 1;
     if (e == cudaSuccess) e = cudaMallocHost((void **)&s->dyn_h, 4 * sizeof(int64_t));
     if (e == cudaSuccess) e = cudaMallocHost((void **)&s->ids_h, nb * 4);
     /* the caches start as zeros so that no step ever reads uninitialized memory */
@@ -581,7 +586,7 @@ static cudaError_t mm_swiglu(mstate *s, const dmat *wg, const dmat *wu, const fl
 
 /* ------------------------------------------------------------ forward */
 
-static cudaError_t run_attention(mstate *s, int64_t l, int n, uint16_t *out_h);
+static cudaError_t attention_and_o(mstate *s, int64_t l, int n);
 static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n);
 static int layer_gemm_ok(const mstate *s, const dlayer *L, int n);
 
@@ -602,8 +607,7 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
             e = mm_fused(s, qkv, 3, qkv_bias, qkv_off, MM_STORE, s->xn, s->dim, n, s->qkv, s->ldq, NULL);
     }
     if (e != cudaSuccess) return e;
-    if ((e = run_attention(s, l, n, NULL)) != cudaSuccess) return e;
-    if ((e = mm_one(s, &L->wo, L->bo, 0, MM_ADD, s->att, s->q_dim, n, s->x, s->dim)) != cudaSuccess) return e;
+    if ((e = attention_and_o(s, l, n)) != cudaSuccess) return e;
     const dmat *gu[2] = {&L->wg, &L->wu};
     if (gemv_fusable(s, gu, 2, n)) {
         e = mm_swiglu(s, &L->wg, &L->wu, s->x, n, s->h, L->ffn_norm);
@@ -615,11 +619,11 @@ static cudaError_t run_layer(mstate *s, int64_t l, int n)
     return mm_one(s, &L->wd, NULL, 0, MM_ADD, s->h, s->ff, n, s->x, s->dim);
 }
 
-/* RoPE, the cache store and attention of layer l: s->qkv to s->att, or
- * (out_h, prefill kernel) straight to the O product's f16 input. */
-static cudaError_t run_attention(mstate *s, int64_t l, int n, uint16_t *out_h)
+/* The arguments of RoPE, the cache store and attention of layer l for n
+ * tokens: s->qkv to s->att, or (out_h, prefill kernel) straight to the O
+ * product's f16 input. */
+static void attn_prep(mstate *s, int64_t l, int n, uint16_t *out_h, attn_args *a)
 {
-    cudaError_t e;
     attn_args aa;
     memset(&aa, 0, sizeof aa);
     aa.qkv = s->qkv;
@@ -648,8 +652,43 @@ static cudaError_t run_attention(mstate *s, int64_t l, int n, uint16_t *out_h)
     /* one token through the decode kernel: RoPE and the cache store in it */
     aa.fused = n == 1 && n < s->gemm_min && s->hd % 4 == 0 && s->kv_dim % 4 == 0;
     aa.out_h = out_h;
-    if (!aa.fused && (e = launch_rope_store(&aa, s->st)) != cudaSuccess) return e;
-    return launch_attention(&aa, n >= s->gemm_min, s->st);
+    aa.ready = s->att_ready;
+    *a = aa;
+}
+
+static cudaError_t run_attention(mstate *s, const attn_args *aa)
+{
+    cudaError_t e;
+    if (!aa->fused && (e = launch_rope_store(aa, s->st)) != cudaSuccess) return e;
+    return launch_attention(aa, aa->n >= s->gemm_min, s->st);
+}
+
+static cudaError_t attention_of(mstate *s, int64_t l, int n, uint16_t *out_h)
+{
+    attn_args aa;
+    attn_prep(s, l, n, out_h, &aa);
+    return run_attention(s, &aa);
+}
+
+/* Attention and the O product of layer l (run_layer): one kernel for one
+ * token where the integer-MMA GEMV takes the O product (its blocks, resident
+ * early, run the attention first: gemv_mma.cu), else two. */
+static cudaError_t attention_and_o(mstate *s, int64_t l, int n)
+{
+    const dlayer *L = &s->L[l];
+    attn_args aa;
+    attn_prep(s, l, n, NULL, &aa);
+    if (s->attn_gemv && n == 1 && n < s->gemm_min && gemv_supported(&L->wo) && gemv_stages_x(L->wo.cols, n)) {
+        mm_args a;
+        base_args(&a, &L->wo, MM_ADD, s->att, s->q_dim, n, s->x, s->dim);
+        a.nseg = 1;
+        set_seg(&a.seg[0], &L->wo, L->bo, 0);
+        a.attn = 1;
+        a.att = aa;
+        if (gemv_mma_attn_ok(&a)) return launch_gemv(&a, s->st);
+    }
+    cudaError_t e = run_attention(s, &aa);
+    return e != cudaSuccess ? e : mm_one(s, &L->wo, L->bo, 0, MM_ADD, s->att, s->q_dim, n, s->x, s->dim);
 }
 
 /* A layer whose products all take the tensor-core GEMM (many tokens): each
@@ -800,7 +839,7 @@ static cudaError_t run_layer_pipe(mstate *s, int64_t l, int n, int codes)
     if (e == cudaSuccess) e = launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, 1, s->sh, NULL, s->st);
     if (e == cudaSuccess) e = pipe_product(s, l, 0, n, codes);
     /* attention writes the O product's f16 input itself */
-    if (e == cudaSuccess) e = run_attention(s, l, n, attn_f16_ok(s, n) ? s->sh : NULL);
+    if (e == cudaSuccess) e = attention_of(s, l, n, attn_f16_ok(s, n) ? s->sh : NULL);
     if (e == cudaSuccess && !attn_f16_ok(s, n))
         e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, 1, s->sh, NULL, s->st);
     if (e == cudaSuccess) e = pipe_product(s, l, 1, n, codes);
@@ -824,7 +863,7 @@ static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n)
     cudaError_t e =
         launch_split(s->x, s->dim, L->attn_norm, s->eps, n, s->dim, F16_IN(&L->wq), s->sh, LO(&L->wq), s->st);
     if (e == cudaSuccess) e = gemm_product(s, qkv, 3, qkv_bias, qkv_off, MM_STORE, n, s->qkv, s->ldq, s->sh, s->sl);
-    if (e == cudaSuccess) e = run_attention(s, l, n, NULL);
+    if (e == cudaSuccess) e = attention_of(s, l, n, NULL);
     if (e == cudaSuccess) e = launch_split(s->att, s->q_dim, NULL, 0.0, n, s->q_dim, F16_IN(wo), s->sh, LO(wo), s->st);
     if (e == cudaSuccess) e = gemm_product(s, &wo, 1, &L->bo, NULL, MM_ADD, n, s->x, s->dim, s->sh, s->sl);
     if (e == cudaSuccess)
@@ -959,6 +998,11 @@ static int m_set_option(void *state, const char *key, int64_t value)
     }
     if (strcmp(key, "pdl") == 0) {
         uq_cuda_pdl = value != 0;
+        drop_graphs(s);
+        return UQ_OK;
+    }
+    if (strcmp(key, "attn_gemv") == 0) {
+        s->attn_gemv = value != 0;
         drop_graphs(s);
         return UQ_OK;
     }
