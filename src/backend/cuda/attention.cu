@@ -34,10 +34,8 @@ __global__ void __launch_bounds__(ROPE_T) rope_store_kernel(attn_args a)
     for (int j = j0; j < nq + nk; j += step) {
         const int kh = j >= nq, jj = kh ? j - nq : j, h = jj / half, i = jj - h * half;
         const float *x = (kh ? k : q) + h * hd;
-        const float x0 = x[i], x1 = x[i + half], c = cs[i], s = sn[i];
         float *o = kh ? kc + h * hd : q + h * hd;
-        o[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        o[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+        rope_rotate(x[i], x[i + half], cs[i], sn[i], &o[i], &o[i + half]);
     }
     for (int64_t i = j0; i < a.kv_dim; i += step) vc[i] = v[i];
 }
@@ -52,7 +50,6 @@ cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st)
 
 #define DEC_T 64          /* threads per block: two warps */
 #define DEC_MAXD 256
-#define DEC_SPLITS 32     /* at most this many blocks per (head, token) */
 
 /* Rows i0 .. i0 + 7 of a pass of cnt positions from p0 of the key or value
  * cache c (rows kv_dim apart), 4 dimensions a lane (nv float4s a row), zeros
@@ -130,9 +127,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
         const int half = hd / 2;
         const float *cs = a.rope_cos + pos * half, *sn = a.rope_sin + pos * half;
         for (int i = tid; i < half; i += DEC_T) {
-            const float x0 = q[i], x1 = q[i + half], c = cs[i], s = sn[i];
-            qs[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-            qs[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+            rope_rotate(q[i], q[i + half], cs[i], sn[i], &qs[i], &qs[i + half]);
         }
         if (sp == nsplit - 1) {
             const float *kx = a.qkv + (int64_t)t * a.ldq + a.q_dim + kvh * hd, *vx = kx + a.kv_dim;
@@ -140,9 +135,8 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
             float *kd = a.kc + seq * a.seq_stride + pos * a.kv_dim + kvh * hd;
             float *vd = a.vc + seq * a.seq_stride + pos * a.kv_dim + kvh * hd;
             for (int i = tid; i < half; i += DEC_T) {
-                const float x0 = kx[i], x1 = kx[i + half], c = cs[i], s = sn[i];
-                const float k0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-                const float k1 = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+                float k0, k1;
+                rope_rotate(kx[i], kx[i + half], cs[i], sn[i], &k0, &k1);
                 ks[i] = k0;
                 ks[i + half] = k1;
                 if (store) {
@@ -284,39 +278,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
     }
     /* partial results, then the last block of this (head, token) combines */
     const int slot = (t * a.n_heads + h);
-    float *part = a.scratch + ((int64_t)slot * DEC_SPLITS + sp) * (DEC_MAXD + 2);
-#pragma unroll
-    for (int k = 0; k < 4; k++)
-        if (tid + k * DEC_T < hd) part[2 + tid + k * DEC_T] = o[k];
-    if (tid == 0) {
-        part[0] = m;
-        part[1] = l;
-    }
-    __threadfence();
-    __syncthreads();
-    if (tid == 0) last = atomicAdd(&a.counters[slot], 1) == nsplit - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    const float *base = a.scratch + (int64_t)slot * DEC_SPLITS * (DEC_MAXD + 2);
-    /* through L2, where the other blocks' fenced partials are; not
-     * volatile, so that the loads of several splits are in flight at once */
-    float gm = -INFINITY, gl = 0.0f, go[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll 4
-    for (int s2 = 0; s2 < nsplit; s2++) gm = fmaxf(gm, __ldcg(base + s2 * (DEC_MAXD + 2)));
-#pragma unroll 4
-    for (int s2 = 0; s2 < nsplit; s2++) {
-        const float *pp = base + s2 * (DEC_MAXD + 2);
-        const float w = expf(__ldcg(pp) - gm);
-        gl += __ldcg(pp + 1) * w;
-#pragma unroll
-        for (int k = 0; k < 4; k++)
-            if (tid + k * DEC_T < hd) go[k] += __ldcg(pp + 2 + tid + k * DEC_T) * w;
-    }
-#pragma unroll
-    for (int k = 0; k < 4; k++)
-        if (tid + k * DEC_T < hd) out[tid + k * DEC_T] = go[k] / gl;
-    if (tid == 0) a.counters[slot] = 0;
+    att_split_done<4>(a.scratch, &a.counters[slot], slot, sp, nsplit, m, l, o, tid, DEC_T, hd, out, &last);
 }
 
 /* --------------------------------------------------------------- prefill */
@@ -526,6 +488,6 @@ cudaError_t launch_attention(const attn_args *a, int prefill, cudaStream_t st)
         if (a->head_dim == 64) return launch_kernel((const void *)attn_flash_tc<64>, grid, dim3(FT_T), ft_smem<64>(), st, args);
         return launch_kernel((const void *)attn_flash_tc<128>, grid, dim3(FT_T), ft_smem<128>(), st, args);
     }
-    dim3 grid((unsigned)a->n_heads, (unsigned)DEC_SPLITS, (unsigned)a->n);
+    dim3 grid((unsigned)a->n_heads, (unsigned)ATT_SPLITS, (unsigned)a->n);
     return launch_kernel((const void *)attn_decode_kernel, grid, dim3(DEC_T), 0, st, args);
 }

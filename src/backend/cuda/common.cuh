@@ -54,12 +54,80 @@ typedef struct attn_args {
     int n_heads, n_kv, head_dim;
     int64_t kv_dim, q_dim;
     int64_t split_len;   /* positions per block of decode attention (attention.cu's kernel) */
-    float *scratch;      /* [n][heads][32 splits][258] partial results */
+    float *scratch;      /* [n][heads][ATT_SPLITS][ATT_PART] partial results */
     int *counters;       /* [n][heads], zero between launches */
     int fused;           /* one token, decode kernel: RoPE and the cache store done by it */
     uint16_t *out_h, *out_l; /* prefill kernel, when out_h is set: out split into f16 halves (out_l may be NULL) */
     int *ready;          /* attention inside the O GEMV: {heads written, blocks done}, zero between launches */
 } attn_args;
+
+/* Decode attention's scratch: at most ATT_SPLITS splits of a (head, token),
+ * each a partial result of ATT_PART floats (max, sum, up to 256 values). */
+#define ATT_SPLITS 32
+#define ATT_PART 258
+
+/* RoPE's rotate-half of the pair (x0, x1), rounded as src/runtime/ops.c. */
+__device__ __forceinline__ void rope_rotate(float x0, float x1, float c, float s, float *o0, float *o1)
+{
+    *o0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+    *o1 = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+}
+
+/* The splits of a decode attention combined, by the block of the last to
+ * finish (after its fence): the nsplit partials at base (ATT_PART floats
+ * apart) read through L2, where the other blocks' fenced partials are, not
+ * volatile, so that several splits' loads are in flight at once; the
+ * thread's ND values d0 + k dstep (those below hd) into out. */
+template <int ND>
+__device__ __forceinline__ void att_combine(const float *base, int nsplit, int d0, int dstep, int hd, float *out)
+{
+    float gm = -INFINITY, gl = 0.0f, go[ND];
+#pragma unroll
+    for (int k = 0; k < ND; k++) go[k] = 0.0f;
+#pragma unroll 4
+    for (int s2 = 0; s2 < nsplit; s2++) gm = fmaxf(gm, __ldcg(base + s2 * ATT_PART));
+#pragma unroll 4
+    for (int s2 = 0; s2 < nsplit; s2++) {
+        const float *pp = base + s2 * ATT_PART;
+        const float w = expf(__ldcg(pp) - gm);
+        gl += __ldcg(pp + 1) * w;
+#pragma unroll
+        for (int k = 0; k < ND; k++)
+            if (d0 + k * dstep < hd) go[k] += __ldcg(pp + 2 + d0 + k * dstep) * w;
+    }
+#pragma unroll
+    for (int k = 0; k < ND; k++)
+        if (d0 + k * dstep < hd) out[d0 + k * dstep] = go[k] / gl;
+}
+
+/* A split's partial result (max m, sum l, the thread's ND values o at
+ * d0 + k dstep below hd) into its slot of the scratch; the block of the
+ * last split of the (head, token) to finish (the counter) combines them all
+ * into out and zeroes the counter. Every thread of the block calls it (last:
+ * a shared int); returns 1 in the block that combined. */
+template <int ND>
+__device__ __forceinline__ int att_split_done(float *scratch, int *counter, int slot, int sp, int nsplit, float m,
+                                              float l, const float *o, int d0, int dstep, int hd, float *out,
+                                              int *last)
+{
+    float *base = scratch + (int64_t)slot * ATT_SPLITS * ATT_PART, *part = base + sp * ATT_PART;
+#pragma unroll
+    for (int k = 0; k < ND; k++)
+        if (d0 + k * dstep < hd) part[2 + d0 + k * dstep] = o[k];
+    if (threadIdx.x == 0) {
+        part[0] = m;
+        part[1] = l;
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) *last = atomicAdd(counter, 1) == nsplit - 1;
+    __syncthreads();
+    if (!*last) return 0;
+    __threadfence();
+    att_combine<ND>(base, nsplit, d0, dstep, hd, out);
+    if (threadIdx.x == 0) *counter = 0;
+    return 1;
+}
 
 typedef struct mm_args {
     mm_seg seg[3];

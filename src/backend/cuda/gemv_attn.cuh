@@ -13,8 +13,6 @@
 #define GA_W 8        /* warps of a unit */
 #define GA_P 4        /* positions a warp reads at once */
 #define GA_D 128      /* largest head */
-#define GA_SPLITS 32  /* at most this many splits of a head (the scratch's) */
-#define GA_PART 258   /* floats of a split's partial result in the scratch */
 
 typedef struct ga_smem {
     float qs[GA_D], ks[GA_D], vs[GA_D];
@@ -28,7 +26,7 @@ typedef struct ga_smem {
  * one unit a block of the grid. */
 __device__ __forceinline__ int64_t ga_split_len(int64_t npos, int nh, int grid)
 {
-    int64_t L = (npos + GA_SPLITS - 1) / GA_SPLITS;
+    int64_t L = (npos + ATT_SPLITS - 1) / ATT_SPLITS;
     const int64_t per_block = (npos * nh + grid - 1) / grid;
     if (L < per_block) L = per_block;
     return L < 32 ? 32 : L;
@@ -73,15 +71,12 @@ __device__ __forceinline__ int ga_unit(const attn_args &a, int h, int sp, int64_
     /* as rope_store_kernel rounds it: q by threads 0.., k by 64.., v by 128.. */
     if (tid < half) {
         const float *q = a.qkv + h * hd;
-        const float x0 = __ldcg(q + tid), x1 = __ldcg(q + tid + half), c = cs[tid], s = sn[tid];
-        sm->qs[tid] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        sm->qs[tid + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+        rope_rotate(__ldcg(q + tid), __ldcg(q + tid + half), cs[tid], sn[tid], &sm->qs[tid], &sm->qs[tid + half]);
     } else if (last_split && tid >= 64 && tid < 64 + half) {
         const int i = tid - 64;
         const float *k = a.qkv + a.q_dim + kvh * hd;
-        const float x0 = __ldcg(k + i), x1 = __ldcg(k + i + half), c = cs[i], s = sn[i];
-        const float k0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        const float k1 = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+        float k0, k1;
+        rope_rotate(__ldcg(k + i), __ldcg(k + i + half), cs[i], sn[i], &k0, &k1);
         sm->ks[i] = k0;
         sm->ks[i + half] = k1;
         if (h % group == 0) {
@@ -167,32 +162,7 @@ __device__ __forceinline__ int ga_unit(const attn_args &a, int h, int sp, int64_
         return 1;
     }
     /* partial results, then the last unit of the head combines */
-    float *part = a.scratch + ((int64_t)h * GA_SPLITS + sp) * GA_PART;
-    if (tid < hd) part[2 + tid] = o;
-    if (tid == 0) {
-        part[0] = M;
-        part[1] = ls;
-    }
-    __threadfence();
-    __syncthreads();
-    if (tid == 0) sm->last = atomicAdd(&a.counters[h], 1) == nsplit - 1;
-    __syncthreads();
-    if (!sm->last) return 0;
-    __threadfence();
-    const float *base = a.scratch + (int64_t)h * GA_SPLITS * GA_PART;
-    float gm = -INFINITY, gl = 0.0f, go = 0.0f;
-#pragma unroll 4
-    for (int s2 = 0; s2 < nsplit; s2++) gm = fmaxf(gm, __ldcg(base + s2 * GA_PART));
-#pragma unroll 4
-    for (int s2 = 0; s2 < nsplit; s2++) {
-        const float *pp = base + s2 * GA_PART;
-        const float w = expf(__ldcg(pp) - gm);
-        gl = fmaf(__ldcg(pp + 1), w, gl);
-        if (tid < hd) go = fmaf(__ldcg(pp + 2 + tid), w, go);
-    }
-    if (tid < hd) out[tid] = go / gl;
-    if (tid == 0) a.counters[h] = 0;
-    return 1;
+    return att_split_done<1>(a.scratch, &a.counters[h], h, sp, nsplit, M, ls, &o, tid, GA_W * 32, hd, out, &sm->last);
 }
 
 #endif

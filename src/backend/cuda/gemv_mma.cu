@@ -573,8 +573,7 @@ cudaError_t gemv_mma_setup(void)
 
 int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err)
 {
-    if (a->attn && !gq_attn_ok(a)) a->attn = 0;
-    if (!gq_ok(a)) return 0;
+    if ((a->attn && !gq_attn_ok(a)) || !gq_ok(a)) return 0;
     /* up to 4096 x 4096 weights the fp32 persistent kernel is faster (52%
      * of the copy's bandwidth against 48%): its blocks leave room for the
      * next product's to start copying; but only this kernel runs the

@@ -402,7 +402,7 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
     s->ids_d = (int32_t *)dalloc(s, nb * 4, &e);
     s->amax_d = (int32_t *)dalloc(s, nb * 4, &e);
     s->dyn_d = (int64_t *)dalloc(s, 4 * sizeof(int64_t), &e);
-    s->att_scratch = (float *)dalloc(s, (size_t)8 * s->nh * 32 * 258 * sizeof(float), &e);
+    s->att_scratch = (float *)dalloc(s, (size_t)8 * s->nh * ATT_SPLITS * ATT_PART * sizeof(float), &e);
     s->att_counters = (int *)dalloc(s, (size_t)8 * s->nh * sizeof(int), &e);
     if (e == cudaSuccess) e = cudaMemset(s->att_counters, 0, (size_t)8 * s->nh * sizeof(int));
     s->att_ready = (int *)dalloc(s, 2 * sizeof(int), &e);
