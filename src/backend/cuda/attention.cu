@@ -49,7 +49,6 @@ cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st)
 /* ---------------------------------------------------------------- decode */
 
 #define DEC_T 64          /* threads per block: two warps */
-#define DEC_MAXD 256
 
 /* Rows i0 .. i0 + 7 of a pass of cnt positions from p0 of the key or value
  * cache c (rows kv_dim apart), 4 dimensions a lane (nv float4s a row), zeros
@@ -99,7 +98,7 @@ __device__ __forceinline__ float dec_softmax(float sc, int valid, float *ps, flo
  * block of a (head, token) to finish combines the partials. */
 __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
 {
-    __shared__ __align__(16) float qs[DEC_MAXD];
+    __shared__ __align__(16) float qs[ATT_MAXD];
     __shared__ float ps[DEC_T];
     __shared__ float red[2];
     __shared__ int last;
@@ -122,34 +121,15 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
      * in the cache, which no block of this launch reads at that position */
     const int fused = a.fused;
     const int64_t pos = npos - 1;
-    __shared__ __align__(16) float ks[DEC_MAXD], vs[DEC_MAXD];
+    __shared__ __align__(16) float ks[ATT_MAXD], vs[ATT_MAXD];
     if (fused) {
         const int half = hd / 2;
         const float *cs = a.rope_cos + pos * half, *sn = a.rope_sin + pos * half;
         for (int i = tid; i < half; i += DEC_T) {
             rope_rotate(q[i], q[i + half], cs[i], sn[i], &qs[i], &qs[i + half]);
         }
-        if (sp == nsplit - 1) {
-            const float *kx = a.qkv + (int64_t)t * a.ldq + a.q_dim + kvh * hd, *vx = kx + a.kv_dim;
-            const int store = h % (a.n_heads / a.n_kv) == 0;
-            float *kd = a.kc + seq * a.seq_stride + pos * a.kv_dim + kvh * hd;
-            float *vd = a.vc + seq * a.seq_stride + pos * a.kv_dim + kvh * hd;
-            for (int i = tid; i < half; i += DEC_T) {
-                float k0, k1;
-                rope_rotate(kx[i], kx[i + half], cs[i], sn[i], &k0, &k1);
-                ks[i] = k0;
-                ks[i + half] = k1;
-                if (store) {
-                    kd[i] = k0;
-                    kd[i + half] = k1;
-                }
-            }
-            for (int i = tid; i < hd; i += DEC_T) {
-                const float v = vx[i];
-                vs[i] = v;
-                if (store) vd[i] = v;
-            }
-        }
+        if (sp == nsplit - 1)
+            att_own_kv(a, t, kvh, pos, seq, h % (a.n_heads / a.n_kv) == 0, tid, tid, DEC_T, ks, vs);
     } else {
         for (int i = tid; i < hd; i += DEC_T) qs[i] = q[i];
     }
@@ -161,7 +141,7 @@ __global__ void __launch_bounds__(DEC_T) attn_decode_kernel(attn_args a)
          * dimensions of each (16-byte loads, 8 positions in flight), the
          * scores by warp reductions; then the values the same way, each warp
          * accumulating its positions, the two warps added at the end */
-        __shared__ __align__(16) float ow[2][DEC_MAXD];
+        __shared__ __align__(16) float ow[2][ATT_MAXD];
         const int lane = tid & 31, warp = tid >> 5, nv = hd >> 2;
         float4 qv[2], ov[2];
 #pragma unroll

@@ -62,15 +62,43 @@ typedef struct attn_args {
 } attn_args;
 
 /* Decode attention's scratch: at most ATT_SPLITS splits of a (head, token),
- * each a partial result of ATT_PART floats (max, sum, up to 256 values). */
+ * each a partial result of ATT_PART floats (max, sum, a head of up to
+ * ATT_MAXD values). */
 #define ATT_SPLITS 32
-#define ATT_PART 258
+#define ATT_MAXD 256
+#define ATT_PART (ATT_MAXD + 2)
 
 /* RoPE's rotate-half of the pair (x0, x1), rounded as src/runtime/ops.c. */
 __device__ __forceinline__ void rope_rotate(float x0, float x1, float c, float s, float *o0, float *o1)
 {
     *o0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
     *o1 = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+}
+
+/* The decode step's own key (rotated, as rope_rotate) and value, token t,
+ * key head kvh, position pos of sequence seq: key pairs i0, i0 + step, ...
+ * below hd / 2 into ks, values j0, j0 + step, ... below hd into vs, and
+ * with store also into the cache (which no kernel of the step reads at pos).
+ * q/k/v read through L2 (they may come from the same kernel's blocks). */
+__device__ __forceinline__ void att_own_kv(const attn_args &a, int t, int kvh, int64_t pos, int64_t seq, int store,
+                                           int i0, int j0, int step, float *ks, float *vs)
+{
+    const int hd = a.head_dim, half = hd / 2;
+    const float *cs = a.rope_cos + pos * half, *sn = a.rope_sin + pos * half;
+    const float *kx = a.qkv + (int64_t)t * a.ldq + a.q_dim + kvh * hd, *vx = kx + a.kv_dim;
+    float *kd = a.kc + seq * a.seq_stride + pos * a.kv_dim + kvh * hd;
+    float *vd = a.vc + seq * a.seq_stride + pos * a.kv_dim + kvh * hd;
+    for (int i = i0; i < half; i += step) {
+        rope_rotate(__ldcg(kx + i), __ldcg(kx + i + half), cs[i], sn[i], &ks[i], &ks[i + half]);
+        if (store) {
+            kd[i] = ks[i];
+            kd[i + half] = ks[i + half];
+        }
+    }
+    for (int j = j0; j < hd; j += step) {
+        vs[j] = __ldcg(vx + j);
+        if (store) vd[j] = vs[j];
+    }
 }
 
 /* The splits of a decode attention combined, by the block of the last to

@@ -68,27 +68,14 @@ __device__ __forceinline__ int ga_unit(const attn_args &a, int h, int sp, int64_
     const int64_t p_begin = sp * L, p_end = p_begin + L < npos ? p_begin + L : npos;
     const float *cs = a.rope_cos + pos * half, *sn = a.rope_sin + pos * half;
     const int last_split = sp == nsplit - 1;
-    /* as rope_store_kernel rounds it: q by threads 0.., k by 64.., v by 128.. */
+    /* the query rotated by threads 0.. (as rope_store_kernel rounds it) */
     if (tid < half) {
         const float *q = a.qkv + h * hd;
         rope_rotate(__ldcg(q + tid), __ldcg(q + tid + half), cs[tid], sn[tid], &sm->qs[tid], &sm->qs[tid + half]);
-    } else if (last_split && tid >= 64 && tid < 64 + half) {
-        const int i = tid - 64;
-        const float *k = a.qkv + a.q_dim + kvh * hd;
-        float k0, k1;
-        rope_rotate(__ldcg(k + i), __ldcg(k + i + half), cs[i], sn[i], &k0, &k1);
-        sm->ks[i] = k0;
-        sm->ks[i + half] = k1;
-        if (h % group == 0) {
-            float *kd = a.kc + seq * a.seq_stride + pos * a.kv_dim + kvh * hd;
-            kd[i] = k0;
-            kd[i + half] = k1;
-        }
-    } else if (last_split && tid >= 128 && tid < 128 + hd) {
-        const int i = tid - 128;
-        const float v = __ldcg(a.qkv + a.q_dim + a.kv_dim + kvh * hd + i);
-        sm->vs[i] = v;
-        if (h % group == 0) a.vc[seq * a.seq_stride + pos * a.kv_dim + kvh * hd + i] = v;
+    } else if (last_split) {
+        /* the key pairs by threads 64.., the values by 128.. */
+        const int ki = tid >= 64 && tid < 128 ? tid - 64 : half, vj = tid >= 128 ? tid - 128 : hd;
+        att_own_kv(a, 0, kvh, pos, seq, h % group == 0, ki, vj, GA_W * 32, sm->ks, sm->vs);
     }
     __syncthreads();
 

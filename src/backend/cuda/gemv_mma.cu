@@ -40,6 +40,7 @@
 #define GQ_SCB 16                           /* bytes of scales (or biases) a row takes in a slot */
 #define GQ_SLOT (16 * GQ_ROWB + 2 * 16 * GQ_SCB)
 #define GQ_D 4                              /* tiles of a block whose sums may be pending at once */
+#define GQ_FP32_MAX (4096 * 4096)           /* weights up to which the fp32 kernel is faster alone */
 #define GQ_XMAX 32639.0f                    /* 127 * 256 + 127 */
 
 /* 16-byte chunk c of row rr of a slot is stored at chunk c ^ gq_swz(rr): the
@@ -558,7 +559,7 @@ static int gq_attn_ok(const mm_args *a)
 int gemv_mma_attn_ok(const mm_args *a)
 {
     if (!uq_cuda_gemv_mma || !a->attn || !gq_attn_ok(a) || !gq_ok(a)) return 0;
-    return uq_cuda_gemv_mma == 2 || a->seg[0].rows * a->K >= 4096 * 4096;
+    return uq_cuda_gemv_mma == 2 || a->seg[0].rows * a->K >= GQ_FP32_MAX;
 }
 
 cudaError_t gemv_mma_setup(void)
@@ -580,7 +581,7 @@ int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err)
      * attention first */
     int64_t weights = 0;
     for (int i = 0; i < a->nseg; i++) weights += a->seg[i].rows * a->K;
-    if (uq_cuda_gemv_mma < 2 && weights <= 4096 * 4096 && !a->attn) return 0;
+    if (uq_cuda_gemv_mma < 2 && weights <= GQ_FP32_MAX && !a->attn) return 0;
     const int G = a->seg[0].group, gi = G == 32 ? 0 : G == 64 ? 1 : 2;
     const int nsm = gv_sm_count(err);
     if (nsm < 0) return -1;
