@@ -178,6 +178,8 @@ typedef struct mm_args {
     int ilv;             /* SwiGLU expansion: gate and up rows interleaved in runs of ilv (set by the launcher) */
     int attn;            /* GEMV of the O product for one token: the kernel runs the decode attention (att)
                           * first (only when gemv_mma_attn_ok) */
+    int in_step;         /* GEMV: one of a forward step's products (the module's launches), each followed by
+                          * a different one, not by the same product again */
     attn_args att;
 } mm_args;
 

@@ -587,11 +587,16 @@ int launch_gemv_mma(mm_args *a, cudaStream_t st, cudaError_t *err)
     if (nsm < 0) return -1;
     /* tiles of 16 rows (8 + 8 in the SwiGLU mode), numbered per segment */
     const int tiles = gv_row_groups(a, 16);
-    /* two items in flight a warp and three blocks a multiprocessor, but
-     * three items for long rows (few tiles) and for many tiles (measured on
-     * an H100: 4096 x 11008 61.8% of the copy's bandwidth against 57.4%,
-     * 22016 x 4096 79.5% against 77.1%; 12288 x 4096 68.7% against 62.1%) */
-    const int S = !a->attn && (a->K >= 8192 || tiles >= 1024) ? 3 : 2;
+    /* two items in flight a warp and three blocks a multiprocessor; but a
+     * product repeated (the benchmark's chains) is faster with three items
+     * for long rows (few tiles) and for many tiles (measured on an H100:
+     * 4096 x 11008 61.8% of the copy's bandwidth against 57.4%, 22016 x 4096
+     * 79.5% against 77.1%; 12288 x 4096 68.7% against 62.1%), while a
+     * forward step's products, each followed by a different one, are not:
+     * a decode step of 7B shape with two items everywhere 463-464 tokens/s,
+     * three everywhere 460-462, three for gate/up, down and the head only
+     * 453-454 (one process; docs/cuda.md) */
+    const int S = !a->attn && !a->in_step && (a->K >= 8192 || tiles >= 1024) ? 3 : 2;
     const void *fn = a->attn ? gq_att_fns[gi] : gq_fns[S - 2][gi];
     const size_t smem = gq_layout_of(a->K, G, S, a->attn).total;
     int occ = 0;

@@ -465,6 +465,7 @@ static void base_args(mm_args *a, const dmat *w0, int mode, const float *x, int6
     a->ldx = ldx;
     a->y = y;
     a->ldy = ldy;
+    a->in_step = 1;
 }
 
 /* The GEMM input: x split into 16-bit halves (bf16 for bf16 weights, else
