@@ -76,12 +76,15 @@ static void test_stalled_worker(void **state)
     uq_pool *p;
     assert_int_equal(uq_pool_create(2, &p), UQ_OK);
     int stalled = 0;
-    /* a worker slow to start can already send the caller alone for 256 runs:
-     * try past them */
-    for (int tries = 0; tries < 600 && !stalled; tries++) {
+    /* a worker slow to start can already send the caller alone for 256 runs,
+     * and on a loaded machine again and again: try past them for up to 20 s */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
         run_counted(p, 2, 64, 20, &c);
         stalled = atomic_load(&c.by_thread[1]) > 0; /* the worker took a task and slept */
-    }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (!stalled && t.tv_sec - t0.tv_sec < 20);
     assert_true(stalled);
     for (int rep = 0; rep < 10; rep++) {
         run_counted(p, 2, 64, 0, &c);
