@@ -306,7 +306,7 @@ int main(int argc, char **argv)
         printf("\n");
     }
 
-    double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, prefill_expanded_tps = 0, prefill_mma_tps = 0, decode_tps = 0, decode_api_tps = 0,
+    double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, prefill_expanded_tps = 0, prefill_mma_tps = 0, decode_tps = 0, decode_api_tps = 0, decode_gen_tps = 0,
            decode_deep_tps = 0, decode_fp32_tps = 0, decode_sep_tps = 0, bytes_bf16 = 0;
     if (!no_model) {
         uq_model_config cfg = uq_synthetic_config(4096, 11008, layers, 32, 32, 32000, 0);
@@ -417,6 +417,22 @@ int main(int argc, char **argv)
             td[r] = now() - t0;
         }
         decode_api_tps = decode / median(td, repeat);
+        /* uq_generate, greedy: the tokens picked on the device */
+        {
+            uq_sampler_params sp;
+            uq_sampler_params_init(&sp);
+            int32_t *gen = malloc((size_t)decode * sizeof(int32_t));
+            if (!gen) die("out of memory");
+            for (int r = 0; r < repeat; r++) {
+                uq_context_reset(c, -1);
+                size_t ng = 0;
+                double t0 = now();
+                if (uq_generate(c, ids, 1, (size_t)decode, &sp, NULL, NULL, gen, &ng) != UQ_OK) die("generate");
+                td[r] = (now() - t0) / (double)(ng ? ng : 1);
+            }
+            free(gen);
+            decode_gen_tps = 1.0 / median(td, repeat);
+        }
         /* the same without dependent launches and without graphs, for comparison */
         if (uq_cuda_set_option(c, "gemv_mma", 0) != UQ_OK) die("option");
         decode_fp32_tps = decode_greedy(c, ids[0], decode, td, repeat);
@@ -438,6 +454,7 @@ int main(int argc, char **argv)
                    decode, decode_tps, GOAL_DECODE, decode_tps / GOAL_DECODE, LLAMACPP_DECODE,
                    decode_tps / LLAMACPP_DECODE);
             printf("    decode, same through uq_forward_last + logits: %8.1f tok/s\n", decode_api_tps);
+            printf("    decode, through uq_generate (greedy):          %8.1f tok/s\n", decode_gen_tps);
             printf("    decode, with the fp32 GEMV kernels:           %8.1f tok/s\n", decode_fp32_tps);
             printf("    decode, attention in its own kernel:          %8.1f tok/s\n", decode_sep_tps);
             printf("    decode, without dependent launches:           %8.1f tok/s\n", decode_nopdl_tps);
@@ -498,6 +515,7 @@ int main(int argc, char **argv)
             if (cpu_quant) json_object_set_new(mo, "quantize_cpu_s", json_real(t_qcpu));
             json_object_set_new(mo, "decode_tps", json_real(decode_tps));
             json_object_set_new(mo, "decode_api_tps", json_real(decode_api_tps));
+            json_object_set_new(mo, "decode_generate_tps", json_real(decode_gen_tps));
             json_object_set_new(mo, "decode_fp32_gemv_tps", json_real(decode_fp32_tps));
             json_object_set_new(mo, "decode_attention_kernel_tps", json_real(decode_sep_tps));
             json_object_set_new(mo, "decode_after_prompt_tps", json_real(decode_deep_tps));

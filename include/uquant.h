@@ -499,7 +499,9 @@ UQ_API int32_t uq_sample(float *logits, int64_t vocab, const uq_sampler_params *
 /* Generation on sequence 0: feeds the prompt, then samples up to max_new
  * tokens, stopping after an end-of-sequence token of the model; on_token
  * (may be NULL) sees each new token and stops early by returning non-zero.
- * The new tokens go to out (max_new entries) and their count to *n_out. */
+ * The new tokens go to out (max_new entries) and their count to *n_out.
+ * Greedy (temperature 0) on the cuda backend, each token is picked on the
+ * GPU (the same token uq_sample would pick; no logits copied back). */
 UQ_API uq_status uq_generate(uq_context *c, const int32_t *prompt, size_t n_prompt, size_t max_new,
                              const uq_sampler_params *p, int (*on_token)(void *user, int32_t id),
                              void *user, int32_t *out, size_t *n_out);

@@ -204,6 +204,24 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
     assert_int_equal(uq_cuda_forward_greedy(gpu, 0, ids, (int64_t)n, lg, 1, am), UQ_OK);
     for (size_t t = 0; t < n; t++) assert_int_equal(am[t], host_argmax(lg + t * (size_t)vocab, vocab));
     free(am);
+
+    /* greedy uq_generate picks on the device: the tokens the host's argmax
+     * picks from each step's logits */
+    enum { GEN = 24 };
+    int32_t gen[GEN], want[GEN];
+    size_t ng = 0;
+    uq_sampler_params sp;
+    uq_sampler_params_init(&sp);
+    uq_context_reset(gpu, 0);
+    assert_int_equal(uq_generate(gpu, ids, 4, GEN, &sp, NULL, NULL, gen, &ng), UQ_OK);
+    assert_true(ng > 0);
+    uq_context_reset(gpu, 0);
+    assert_int_equal(uq_forward_last(gpu, ids, 4, lg), UQ_OK);
+    for (size_t t = 0; t < ng; t++) {
+        want[t] = host_argmax(lg, vocab);
+        if (t + 1 < ng) assert_int_equal(uq_forward_last(gpu, &want[t], 1, lg), UQ_OK);
+    }
+    assert_memory_equal(gen, want, ng * sizeof(int32_t));
     free(lr);
     free(lg);
     free(ld);

@@ -47,6 +47,12 @@ typedef struct uq_backend_ops {
     uq_status (*prepare)(uq_backend *b, const struct uq_context *ctx);
     uq_status (*forward)(uq_backend *b, struct uq_context *ctx, int seq, const int32_t *ids, int64_t n,
                          int64_t pos, float *logits, int all_logits);
+    /* Optional (device backends): forward as above, keeping only the last
+     * token's greedy choice (the first index of its largest logit, as
+     * uq_sample with temperature 0), found on the device: *id, and no
+     * logits copied back. NULL: greedy generation samples on the host. */
+    uq_status (*forward_greedy)(uq_backend *b, struct uq_context *ctx, int seq, const int32_t *ids, int64_t n,
+                                int64_t pos, int32_t *id);
     /* Quantizes a [rows, cols] tensor exactly as uq_quantize_tensor does
      * (byte-identical output); NULL: the pipeline uses the CPU quantizer. */
     uq_status (*quantize)(uq_backend *b, const struct uq_qparams *p, uq_dtype src_dtype, const void *src,

@@ -263,15 +263,28 @@ static uq_status cuda_prepare(uq_backend *b, const uq_context *c)
     return st == UQ_OK ? UQ_OK : module_fail(st, "uploading the model", err);
 }
 
+static uq_status cuda_run(uq_backend *b, int seq, const int32_t *ids, int64_t n, int64_t pos, float *logits,
+                          int all_logits, int32_t *argmax)
+{
+    cuda_ctx *s = b->state;
+    if (!s || !s->mod) return uq_fail(UQ_ERR_STATE, "cuda: forward before prepare");
+    char err[512] = "";
+    int st = api->forward(s->mod, seq, ids, n, pos, logits, all_logits, argmax, err, sizeof err);
+    return st == UQ_OK ? UQ_OK : module_fail(st, "forward", err);
+}
+
 static uq_status cuda_forward(uq_backend *b, uq_context *c, int seq, const int32_t *ids, int64_t n, int64_t pos,
                               float *logits, int all_logits)
 {
     (void)c;
-    cuda_ctx *s = b->state;
-    if (!s || !s->mod) return uq_fail(UQ_ERR_STATE, "cuda: forward before prepare");
-    char err[512] = "";
-    int st = api->forward(s->mod, seq, ids, n, pos, logits, all_logits, NULL, err, sizeof err);
-    return st == UQ_OK ? UQ_OK : module_fail(st, "forward", err);
+    return cuda_run(b, seq, ids, n, pos, logits, all_logits, NULL);
+}
+
+static uq_status cuda_forward_greedy(uq_backend *b, uq_context *c, int seq, const int32_t *ids, int64_t n,
+                                     int64_t pos, int32_t *id)
+{
+    (void)c;
+    return cuda_run(b, seq, ids, n, pos, NULL, 0, id);
 }
 
 static uq_status cuda_memory(uq_backend *b, uint64_t *total, uint64_t *free_bytes)
@@ -370,6 +383,7 @@ const uq_backend_ops uq_backend_cuda = {
     .matmul = NULL,
     .prepare = cuda_prepare,
     .forward = cuda_forward,
+    .forward_greedy = cuda_forward_greedy,
     .quantize = cuda_quantize,
     .memory = cuda_memory,
 };

@@ -118,11 +118,10 @@ static void layer_forward(uq_context *c, int seq, int64_t l, int64_t pos0, int64
     for (int64_t i = 0; i < n * d; i++) c->x[i] += c->xb2[i];
 }
 
-uq_status uq_forward_seq(uq_context *c, int seq, const int32_t *ids, size_t n, float *logits, int all_logits)
+/* Whether n tokens ids fit sequence seq of c (n > 0 here). */
+static uq_status check_tokens(const uq_context *c, int seq, const int32_t *ids, size_t n)
 {
-    if (!c || (!ids && n)) return uq_fail(UQ_ERR_ARG, "uq_forward: NULL argument");
     if (seq < 0 || seq >= c->n_seq) return uq_fail(UQ_ERR_ARG, "sequence %d out of range (context holds %d)", seq, c->n_seq);
-    if (n == 0) return UQ_OK;
     if ((int64_t)n > c->n_ctx - c->pos[seq])
         return uq_fail(UQ_ERR_ARG, "%zu tokens do not fit: the context holds %lld of %lld", n,
                        (long long)c->pos[seq], (long long)c->n_ctx);
@@ -130,6 +129,28 @@ uq_status uq_forward_seq(uq_context *c, int seq, const int32_t *ids, size_t n, f
         if (ids[i] < 0 || ids[i] >= c->vocab)
             return uq_fail(UQ_ERR_ARG, "token id %d at position %zu is outside the vocabulary (%lld)", ids[i], i,
                            (long long)c->vocab);
+    return UQ_OK;
+}
+
+uq_status uq_forward_greedy_device(uq_context *c, int seq, const int32_t *ids, size_t n, int32_t *id)
+{
+    if (!c || !ids || !n || !id) return uq_fail(UQ_ERR_ARG, "uq_forward_greedy_device: NULL argument");
+    if (!c->backend.ops->forward_greedy)
+        return uq_fail(UQ_ERR_UNSUPPORTED, "backend %s does not pick tokens on its device", c->backend.ops->name);
+    uq_status st = check_tokens(c, seq, ids, n);
+    if (st != UQ_OK) return st;
+    st = c->backend.ops->forward_greedy(&c->backend, c, seq, ids, (int64_t)n, c->pos[seq], id);
+    if (st == UQ_OK) c->pos[seq] += (int64_t)n;
+    return st;
+}
+
+uq_status uq_forward_seq(uq_context *c, int seq, const int32_t *ids, size_t n, float *logits, int all_logits)
+{
+    if (!c || (!ids && n)) return uq_fail(UQ_ERR_ARG, "uq_forward: NULL argument");
+    if (seq < 0 || seq >= c->n_seq) return uq_fail(UQ_ERR_ARG, "sequence %d out of range (context holds %d)", seq, c->n_seq);
+    if (n == 0) return UQ_OK;
+    uq_status chk = check_tokens(c, seq, ids, n);
+    if (chk != UQ_OK) return chk;
     if (c->backend.ops->forward) {
         uq_status st = c->backend.ops->forward(&c->backend, c, seq, ids, (int64_t)n, c->pos[seq], logits, all_logits);
         if (st == UQ_OK) c->pos[seq] += (int64_t)n;

@@ -95,6 +95,18 @@ static int is_eos(const uq_context *c, int32_t id)
     return 0;
 }
 
+/* The successor of ids (fed to sequence 0): greedy choices on the device
+ * when the backend makes them (no logits copied to the host), else sampled
+ * here from the logits. */
+static uq_status next_token(uq_context *c, const int32_t *ids, size_t n, const uq_sampler_params *p, uint64_t *rng,
+                            int32_t *id)
+{
+    if (p->temperature <= 0.0f && c->backend.ops->forward_greedy) return uq_forward_greedy_device(c, 0, ids, n, id);
+    uq_status st = uq_forward_last(c, ids, n, c->logits_tmp);
+    if (st == UQ_OK) *id = uq_sample(c->logits_tmp, c->vocab, p, rng);
+    return st;
+}
+
 uq_status uq_generate(uq_context *c, const int32_t *prompt, size_t n_prompt, size_t max_new,
                       const uq_sampler_params *p, int (*on_token)(void *user, int32_t id), void *user, int32_t *out,
                       size_t *n_out)
@@ -106,15 +118,14 @@ uq_status uq_generate(uq_context *c, const int32_t *prompt, size_t n_prompt, siz
     uq_sampler_params_init(&defaults);
     if (!p) p = &defaults;
     uint64_t rng = p->seed;
-    float *logits = c->logits_tmp;
-    uq_status st = uq_forward_last(c, prompt, n_prompt, logits);
+    int32_t id = 0;
+    uq_status st = next_token(c, prompt, n_prompt, p, &rng, &id);
     while (st == UQ_OK && *n_out < max_new) {
-        int32_t id = uq_sample(logits, c->vocab, p, &rng);
         out[(*n_out)++] = id;
         if (on_token && on_token(user, id)) break;
         if (is_eos(c, id)) break;
         if (*n_out == max_new || c->pos[0] >= c->n_ctx) break;
-        st = uq_forward_last(c, &id, 1, logits);
+        st = next_token(c, &out[*n_out - 1], 1, p, &rng, &id);
     }
     return st;
 }
