@@ -43,16 +43,14 @@ typedef struct uq_backend_ops {
      * forward is src/runtime/forward.c calling matmul above):
      * prepare uploads what the context's model needs (once per context);
      * forward runs n tokens of sequence seq after the pos tokens it already
-     * holds and writes logits like uq_forward_seq. */
+     * holds and writes logits like uq_forward_seq (logits may be NULL), and
+     * when argmax is not NULL the greedy choice of each row of logits it
+     * computes (every token's with all_logits, else the last's: the first
+     * index of the largest value, as uq_sample with temperature 0), found
+     * on the device. */
     uq_status (*prepare)(uq_backend *b, const struct uq_context *ctx);
     uq_status (*forward)(uq_backend *b, struct uq_context *ctx, int seq, const int32_t *ids, int64_t n,
-                         int64_t pos, float *logits, int all_logits);
-    /* Optional (device backends): forward as above, keeping only the last
-     * token's greedy choice (the first index of its largest logit, as
-     * uq_sample with temperature 0), found on the device: *id, and no
-     * logits copied back. NULL: greedy generation samples on the host. */
-    uq_status (*forward_greedy)(uq_backend *b, struct uq_context *ctx, int seq, const int32_t *ids, int64_t n,
-                                int64_t pos, int32_t *id);
+                         int64_t pos, float *logits, int all_logits, int32_t *argmax);
     /* Quantizes a [rows, cols] tensor exactly as uq_quantize_tensor does
      * (byte-identical output); NULL: the pipeline uses the CPU quantizer. */
     uq_status (*quantize)(uq_backend *b, const struct uq_qparams *p, uq_dtype src_dtype, const void *src,

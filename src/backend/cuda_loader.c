@@ -263,28 +263,15 @@ static uq_status cuda_prepare(uq_backend *b, const uq_context *c)
     return st == UQ_OK ? UQ_OK : module_fail(st, "uploading the model", err);
 }
 
-static uq_status cuda_run(uq_backend *b, int seq, const int32_t *ids, int64_t n, int64_t pos, float *logits,
-                          int all_logits, int32_t *argmax)
+static uq_status cuda_forward(uq_backend *b, uq_context *c, int seq, const int32_t *ids, int64_t n, int64_t pos,
+                              float *logits, int all_logits, int32_t *argmax)
 {
+    (void)c;
     cuda_ctx *s = b->state;
     if (!s || !s->mod) return uq_fail(UQ_ERR_STATE, "cuda: forward before prepare");
     char err[512] = "";
     int st = api->forward(s->mod, seq, ids, n, pos, logits, all_logits, argmax, err, sizeof err);
     return st == UQ_OK ? UQ_OK : module_fail(st, "forward", err);
-}
-
-static uq_status cuda_forward(uq_backend *b, uq_context *c, int seq, const int32_t *ids, int64_t n, int64_t pos,
-                              float *logits, int all_logits)
-{
-    (void)c;
-    return cuda_run(b, seq, ids, n, pos, logits, all_logits, NULL);
-}
-
-static uq_status cuda_forward_greedy(uq_backend *b, uq_context *c, int seq, const int32_t *ids, int64_t n,
-                                     int64_t pos, int32_t *id)
-{
-    (void)c;
-    return cuda_run(b, seq, ids, n, pos, NULL, 0, id);
 }
 
 static uq_status cuda_memory(uq_backend *b, uint64_t *total, uint64_t *free_bytes)
@@ -339,21 +326,10 @@ static cuda_ctx *context_state(struct uq_context *c)
 uq_status uq_cuda_forward_greedy(struct uq_context *c, int seq, const int32_t *ids, int64_t n, float *logits,
                                  int all_logits, int32_t *argmax)
 {
-    cuda_ctx *s = context_state(c);
-    if (!s) return uq_fail(UQ_ERR_ARG, "uq_cuda_forward_greedy: the context does not run on the cuda backend");
-    if (seq < 0 || seq >= c->n_seq) return uq_fail(UQ_ERR_ARG, "sequence %d out of range", seq);
+    if (!context_state(c))
+        return uq_fail(UQ_ERR_ARG, "uq_cuda_forward_greedy: the context does not run on the cuda backend");
     if (n <= 0) return UQ_OK;
-    if (n > c->n_ctx - c->pos[seq])
-        return uq_fail(UQ_ERR_ARG, "%lld tokens do not fit: the context holds %lld of %lld", (long long)n,
-                       (long long)c->pos[seq], (long long)c->n_ctx);
-    for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab)
-            return uq_fail(UQ_ERR_ARG, "token id %d at position %lld is outside the vocabulary", ids[i], (long long)i);
-    char err[512] = "";
-    int st = api->forward(s->mod, seq, ids, n, c->pos[seq], logits, all_logits, argmax, err, sizeof err);
-    if (st != UQ_OK) return module_fail(st, "forward", err);
-    c->pos[seq] += n;
-    return UQ_OK;
+    return uq_forward_device(c, seq, ids, (size_t)n, logits, all_logits, argmax);
 }
 
 uq_status uq_cuda_set_option(struct uq_context *c, const char *key, int64_t value)
@@ -383,7 +359,6 @@ const uq_backend_ops uq_backend_cuda = {
     .matmul = NULL,
     .prepare = cuda_prepare,
     .forward = cuda_forward,
-    .forward_greedy = cuda_forward_greedy,
     .quantize = cuda_quantize,
     .memory = cuda_memory,
 };

@@ -132,14 +132,15 @@ static uq_status check_tokens(const uq_context *c, int seq, const int32_t *ids, 
     return UQ_OK;
 }
 
-uq_status uq_forward_greedy_device(uq_context *c, int seq, const int32_t *ids, size_t n, int32_t *id)
+uq_status uq_forward_device(uq_context *c, int seq, const int32_t *ids, size_t n, float *logits, int all_logits,
+                           int32_t *argmax)
 {
-    if (!c || !ids || !n || !id) return uq_fail(UQ_ERR_ARG, "uq_forward_greedy_device: NULL argument");
-    if (!c->backend.ops->forward_greedy)
-        return uq_fail(UQ_ERR_UNSUPPORTED, "backend %s does not pick tokens on its device", c->backend.ops->name);
+    if (!c || !ids || !n) return uq_fail(UQ_ERR_ARG, "forward: NULL argument");
+    if (!c->backend.ops->forward)
+        return uq_fail(UQ_ERR_UNSUPPORTED, "backend %s is not a device backend", c->backend.ops->name);
     uq_status st = check_tokens(c, seq, ids, n);
     if (st != UQ_OK) return st;
-    st = c->backend.ops->forward_greedy(&c->backend, c, seq, ids, (int64_t)n, c->pos[seq], id);
+    st = c->backend.ops->forward(&c->backend, c, seq, ids, (int64_t)n, c->pos[seq], logits, all_logits, argmax);
     if (st == UQ_OK) c->pos[seq] += (int64_t)n;
     return st;
 }
@@ -149,13 +150,9 @@ uq_status uq_forward_seq(uq_context *c, int seq, const int32_t *ids, size_t n, f
     if (!c || (!ids && n)) return uq_fail(UQ_ERR_ARG, "uq_forward: NULL argument");
     if (seq < 0 || seq >= c->n_seq) return uq_fail(UQ_ERR_ARG, "sequence %d out of range (context holds %d)", seq, c->n_seq);
     if (n == 0) return UQ_OK;
+    if (c->backend.ops->forward) return uq_forward_device(c, seq, ids, n, logits, all_logits, NULL);
     uq_status chk = check_tokens(c, seq, ids, n);
     if (chk != UQ_OK) return chk;
-    if (c->backend.ops->forward) {
-        uq_status st = c->backend.ops->forward(&c->backend, c, seq, ids, (int64_t)n, c->pos[seq], logits, all_logits);
-        if (st == UQ_OK) c->pos[seq] += (int64_t)n;
-        return st;
-    }
     const int64_t d = c->dim;
     for (size_t off = 0; off < n; off += (size_t)c->n_batch) {
         if (uq_cancel_requested()) return uq_fail(UQ_ERR_CANCELLED, "cancelled");

@@ -101,7 +101,7 @@ static int is_eos(const uq_context *c, int32_t id)
 static uq_status next_token(uq_context *c, const int32_t *ids, size_t n, const uq_sampler_params *p, uint64_t *rng,
                             int32_t *id)
 {
-    if (p->temperature <= 0.0f && c->backend.ops->forward_greedy) return uq_forward_greedy_device(c, 0, ids, n, id);
+    if (p->temperature <= 0.0f && c->backend.ops->forward) return uq_forward_device(c, 0, ids, n, NULL, 0, id);
     uq_status st = uq_forward_last(c, ids, n, c->logits_tmp);
     if (st == UQ_OK) *id = uq_sample(c->logits_tmp, c->vocab, p, rng);
     return st;

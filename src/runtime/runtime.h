@@ -33,11 +33,12 @@ struct uq_context {
     float *logits_tmp;                /* [vocab] */
 };
 
-/* forward.c: n tokens of sequence seq through a device backend that picks
- * the last one's greedy successor itself (its forward_greedy op): *id, as
- * uq_sample with temperature 0 would pick from uq_forward_last's logits;
- * UQ_ERR_UNSUPPORTED for other backends. */
-uq_status uq_forward_greedy_device(uq_context *c, int seq, const int32_t *ids, size_t n, int32_t *id);
+/* forward.c: n > 0 tokens of sequence seq through a device backend (its
+ * forward op: logits as uq_forward_seq, may be NULL; argmax, when not NULL,
+ * the greedy choices made on the device); UQ_ERR_UNSUPPORTED for host
+ * backends. */
+uq_status uq_forward_device(uq_context *c, int seq, const int32_t *ids, size_t n, float *logits, int all_logits,
+                           int32_t *argmax);
 
 /* attention.c: causal attention of nq consecutive queries of one head, at
  * positions pos0.., over keys/values 0..pos0 + nq - 1 (rows kv_stride apart,
