@@ -18,6 +18,14 @@ typedef struct counts {
     int stall_ms;       /* tasks run by a worker sleep this long */
 } counts;
 
+/* Nanoseconds since t0 (CLOCK_MONOTONIC). */
+static long long ns_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000000000LL + (t.tv_nsec - t0->tv_nsec);
+}
+
 static void count_task(void *arg, int64_t task, int thread)
 {
     counts *c = arg;
@@ -29,10 +37,10 @@ static void count_task(void *arg, int64_t task, int thread)
         nanosleep(&ts, NULL);
     } else if (c->stall_ms) {
         /* the caller's tasks take 20 us, so a worker has time to join in */
-        struct timespec t0, t;
+        struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        do clock_gettime(CLOCK_MONOTONIC, &t);
-        while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 20000);
+        while (ns_since(&t0) < 20000) {
+        }
     }
 }
 
@@ -78,13 +86,12 @@ static void test_stalled_worker(void **state)
     int stalled = 0;
     /* a worker slow to start can already send the caller alone for 256 runs,
      * and on a loaded machine again and again: try past them for up to 20 s */
-    struct timespec t0, t;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     do {
         run_counted(p, 2, 64, 20, &c);
         stalled = atomic_load(&c.by_thread[1]) > 0; /* the worker took a task and slept */
-        clock_gettime(CLOCK_MONOTONIC, &t);
-    } while (!stalled && t.tv_sec - t0.tv_sec < 20);
+    } while (!stalled && ns_since(&t0) < 20000000000LL);
     assert_true(stalled);
     for (int rep = 0; rep < 10; rep++) {
         run_counted(p, 2, 64, 0, &c);
