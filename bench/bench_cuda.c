@@ -5,7 +5,9 @@
  *  (b) a Llama-2-7B-shaped model with random weights (vocab 32000, hidden
  *      4096, 32 layers, FFN 11008, 32 heads), affine 4-bit group 64: decode
  *      tokens/s (128 tokens from an empty context, greedy on the device, and
- *      through uq_forward_last with the logits copied back; and 128 tokens
+ *      through uq_forward_last with the logits copied back; drawn with a
+ *      temperature, top-k and top-p on the device through uq_generate and
+ *      on the host by uq_sample; and 128 tokens
  *      after a 512-token prompt) and prefill tokens/s (512 tokens);
  *  (c) the time to quantize that model on the GPU from its bf16 safetensors
  *      (uq_quantize_model with backend "cuda"), optionally also on the CPU.
@@ -48,6 +50,10 @@ static void die(const char *what)
 #define GOAL_DECODE 680.0
 #define GOAL_PREFILL 16000.0
 #define GOAL_GEMV 0.80
+/* the sampler of the drawn decode lines */
+#define SAMPLE_T 0.8f
+#define SAMPLE_K 40
+#define SAMPLE_P 0.95f
 /* option gemm_codes: the module's default */
 #define GEMM_CODES -1
 
@@ -307,7 +313,7 @@ int main(int argc, char **argv)
     }
 
     double t_gen = 0, t_qgpu = 0, t_qcpu = 0, prefill_tps = 0, prefill_inloop_tps = 0, prefill_expanded_tps = 0, prefill_mma_tps = 0, decode_tps = 0, decode_api_tps = 0, decode_gen_tps = 0,
-           decode_deep_tps = 0, decode_fp32_tps = 0, decode_sep_tps = 0, bytes_bf16 = 0;
+           decode_drawn_tps = 0, decode_drawn_host_tps = 0, decode_deep_tps = 0, decode_fp32_tps = 0, decode_sep_tps = 0, bytes_bf16 = 0;
     if (!no_model) {
         uq_model_config cfg = uq_synthetic_config(4096, 11008, layers, 32, 32, 32000, 0);
         char bf16[4096], q4[4096], qcpu[4200];
@@ -417,21 +423,41 @@ int main(int argc, char **argv)
             td[r] = now() - t0;
         }
         decode_api_tps = decode / median(td, repeat);
-        /* uq_generate, greedy: the tokens picked on the device */
+        /* uq_generate, greedy and drawn: the tokens picked on the device;
+         * then the same draws by uq_sample on the host from copied logits */
         {
             uq_sampler_params sp;
             uq_sampler_params_init(&sp);
             int32_t *gen = malloc((size_t)decode * sizeof(int32_t));
             if (!gen) die("out of memory");
+            for (int pass = 0; pass < 2; pass++) {
+                if (pass) {
+                    sp.temperature = SAMPLE_T;
+                    sp.top_k = SAMPLE_K;
+                    sp.top_p = SAMPLE_P;
+                }
+                for (int r = 0; r < repeat; r++) {
+                    uq_context_reset(c, -1);
+                    size_t ng = 0;
+                    double t0 = now();
+                    if (uq_generate(c, ids, 1, (size_t)decode, &sp, NULL, NULL, gen, &ng) != UQ_OK) die("generate");
+                    td[r] = (now() - t0) / (double)(ng ? ng : 1);
+                }
+                *(pass ? &decode_drawn_tps : &decode_gen_tps) = 1.0 / median(td, repeat);
+            }
             for (int r = 0; r < repeat; r++) {
                 uq_context_reset(c, -1);
-                size_t ng = 0;
+                uint64_t rng = sp.seed;
+                tok = ids[0];
                 double t0 = now();
-                if (uq_generate(c, ids, 1, (size_t)decode, &sp, NULL, NULL, gen, &ng) != UQ_OK) die("generate");
-                td[r] = (now() - t0) / (double)(ng ? ng : 1);
+                for (int i = 0; i < decode; i++) {
+                    if (uq_forward_last(c, &tok, 1, logits) != UQ_OK) die("decode");
+                    tok = uq_sample(logits, vocab, &sp, &rng);
+                }
+                td[r] = now() - t0;
             }
+            decode_drawn_host_tps = decode / median(td, repeat);
             free(gen);
-            decode_gen_tps = 1.0 / median(td, repeat);
         }
         /* the same without dependent launches and without graphs, for comparison */
         if (uq_cuda_set_option(c, "gemv_mma", 0) != UQ_OK) die("option");
@@ -455,6 +481,9 @@ int main(int argc, char **argv)
                    decode_tps / LLAMACPP_DECODE);
             printf("    decode, same through uq_forward_last + logits: %8.1f tok/s\n", decode_api_tps);
             printf("    decode, through uq_generate (greedy):          %8.1f tok/s\n", decode_gen_tps);
+            printf("    decode, through uq_generate (T %.1f, top-k %d, top-p %.2f): %8.1f tok/s; drawn by uq_sample on the "
+                   "host: %.1f tok/s\n",
+                   SAMPLE_T, SAMPLE_K, SAMPLE_P, decode_drawn_tps, decode_drawn_host_tps);
             printf("    decode, with the fp32 GEMV kernels:           %8.1f tok/s\n", decode_fp32_tps);
             printf("    decode, attention in its own kernel:          %8.1f tok/s\n", decode_sep_tps);
             printf("    decode, without dependent launches:           %8.1f tok/s\n", decode_nopdl_tps);
@@ -516,6 +545,8 @@ int main(int argc, char **argv)
             json_object_set_new(mo, "decode_tps", json_real(decode_tps));
             json_object_set_new(mo, "decode_api_tps", json_real(decode_api_tps));
             json_object_set_new(mo, "decode_generate_tps", json_real(decode_gen_tps));
+            json_object_set_new(mo, "decode_generate_drawn_tps", json_real(decode_drawn_tps));
+            json_object_set_new(mo, "decode_host_drawn_tps", json_real(decode_drawn_host_tps));
             json_object_set_new(mo, "decode_fp32_gemv_tps", json_real(decode_fp32_tps));
             json_object_set_new(mo, "decode_attention_kernel_tps", json_real(decode_sep_tps));
             json_object_set_new(mo, "decode_after_prompt_tps", json_real(decode_deep_tps));

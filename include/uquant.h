@@ -493,15 +493,21 @@ typedef struct uq_sampler_params {
 } uq_sampler_params;
 
 UQ_API void uq_sampler_params_init(uq_sampler_params *p);
-/* Picks the next token from one row of logits (modified in place). */
+/* Picks the next token from one row of logits (modified in place): the
+ * first largest at temperature 0; else drawn from softmax(logits / T)
+ * with one uniform from *rng_state, cut first to the top_k most likely
+ * tokens (ties: the smaller id first), then to the shortest run of them
+ * holding top_p of the probability; without a cut in vocabulary order. */
 UQ_API int32_t uq_sample(float *logits, int64_t vocab, const uq_sampler_params *p, uint64_t *rng_state);
 
 /* Generation on sequence 0: feeds the prompt, then samples up to max_new
  * tokens, stopping after an end-of-sequence token of the model; on_token
  * (may be NULL) sees each new token and stops early by returning non-zero.
  * The new tokens go to out (max_new entries) and their count to *n_out.
- * Greedy (temperature 0) on the cuda backend, each token is picked on the
- * GPU (the same token uq_sample would pick; no logits copied back). */
+ * On the cuda backend each token is picked on the GPU, greedy or drawn:
+ * the token uq_sample would pick from the same logits with the same
+ * generator state (up to rounding at the edges of a draw), with no logits
+ * copied back. */
 UQ_API uq_status uq_generate(uq_context *c, const int32_t *prompt, size_t n_prompt, size_t max_new,
                              const uq_sampler_params *p, int (*on_token)(void *user, int32_t id),
                              void *user, int32_t *out, size_t *n_out);

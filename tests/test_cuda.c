@@ -2,13 +2,15 @@
  * every quantization scheme (max |difference| and KL divergence), decoding
  * through the KV cache (in chunks and one token at a time) against prefill,
  * several sequences, the fallback kernels (stories260K: shapes the fast
- * kernels do not take), greedy tokens on the device, and GPU quantization
+ * kernels do not take), tokens picked on the device (greedy and drawn, on
+ * chosen logits and in generation) against uq_sample, and GPU quantization
  * byte for byte against the CPU quantizer. Without a usable GPU (or without
  * the module) every test but the first skips. */
 #include "testutil.h"
 
 #include "backend/cuda/cuda.h"
 #include "quant/quant.h"
+#include "runtime/runtime.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -109,6 +111,65 @@ static int32_t host_argmax(const float *x, int64_t n)
     for (int64_t i = 1; i < n; i++)
         if (x[i] > x[best]) best = i;
     return (int32_t)best;
+}
+
+/* Whether the device's pick `got` is the host's for these logits, or one
+ * the host makes when the draw r or top_p moves by 1e-5: the two round the
+ * probabilities differently, so a draw or a top-p cut at the very edge of
+ * a token's share may fall either way. *exact: 1 when it is the host's. */
+static int pick_agrees(const float *logits, int64_t vocab, const uq_sampler_params *sp, double r, int32_t got,
+                       int *exact)
+{
+    float *tmp = malloc((size_t)vocab * sizeof(float));
+    assert_non_null(tmp);
+    int ok = 0;
+    *exact = 0;
+    for (int dr = 0; dr < 3 && !ok; dr++)
+        for (int dp = 0; dp < 3 && !ok; dp++) {
+            uq_sampler_params q = *sp;
+            if (dp && (q.top_p <= 0.0f || q.top_p >= 1.0f)) continue;
+            q.top_p += dp == 1 ? 1e-5f : dp == 2 ? -1e-5f : 0.0f;
+            if (dp && (q.top_p <= 0.0f || q.top_p >= 1.0f)) continue;
+            double rr = r + (dr == 1 ? 1e-5 : dr == 2 ? -1e-5 : 0.0);
+            if (rr < 0.0 || rr >= 1.0) continue;
+            memcpy(tmp, logits, (size_t)vocab * sizeof(float));
+            if (uq_sample_with(tmp, vocab, &q, rr) == got) {
+                ok = 1;
+                *exact = dr == 0 && dp == 0;
+            }
+        }
+    free(tmp);
+    return ok;
+}
+
+/* Generation with a sampler on the device against uq_sample drawing from
+ * each step's logits (copied back) with the same generator. After an edge
+ * draw (see pick_agrees) the two runs part, so the comparison stops. */
+static void compare_sampled(uq_context *gpu, const int32_t *prompt, size_t n_prompt, const uq_sampler_params *sp,
+                            int64_t vocab, float *lg)
+{
+    enum { GEN = 32 };
+    int32_t gen[GEN];
+    size_t ng = 0;
+    uq_context_reset(gpu, 0);
+    assert_int_equal(uq_generate(gpu, prompt, n_prompt, GEN, sp, NULL, NULL, gen, &ng), UQ_OK);
+    assert_true(ng > 0);
+    uq_context_reset(gpu, 0);
+    assert_int_equal(uq_forward_last(gpu, prompt, n_prompt, lg), UQ_OK);
+    uint64_t rng = sp->seed;
+    size_t same = 0;
+    for (size_t t = 0; t < ng; t++) {
+        const double r = uq_rng_uniform(&rng);
+        int exact = 0;
+        if (!pick_agrees(lg, vocab, sp, r, gen[t], &exact))
+            fail_msg("token %zu: the device drew %d (T %g, top-k %d, top-p %g, r %.17g)", t, gen[t],
+                     (double)sp->temperature, sp->top_k, (double)sp->top_p, r);
+        if (!exact) break;
+        same++;
+        if (t + 1 < ng) assert_int_equal(uq_forward_last(gpu, &gen[t], 1, lg), UQ_OK);
+    }
+    print_message("  drawn on the device (T %g, top-k %d, top-p %g): %zu of %zu tokens as uq_sample\n",
+                  (double)sp->temperature, sp->top_k, (double)sp->top_p, same, ng);
 }
 
 /* cpu-ref against cuda on one model: prefill logits, then the same tokens
@@ -222,6 +283,21 @@ static void compare_model(const char *dir, const char *label, const int32_t *ids
         if (t + 1 < ng) assert_int_equal(uq_forward_last(gpu, &want[t], 1, lg), UQ_OK);
     }
     assert_memory_equal(gen, want, ng * sizeof(int32_t));
+
+    /* drawn tokens on the device: uq_sample's with the same generator */
+    static const struct {
+        float t, top_p;
+        int top_k;
+    } draws[] = {{1.0f, 1.0f, 0}, {0.7f, 1.0f, 40}, {1.3f, 0.9f, 0}, {0.8f, 0.95f, 40}, {1.0f, 0.5f, 3}};
+    for (size_t i = 0; i < sizeof draws / sizeof draws[0]; i++) {
+        uq_sampler_params q;
+        uq_sampler_params_init(&q);
+        q.temperature = draws[i].t;
+        q.top_p = draws[i].top_p;
+        q.top_k = draws[i].top_k;
+        q.seed = 1000 + i;
+        compare_sampled(gpu, ids, 4, &q, vocab, lg);
+    }
     free(lr);
     free(lg);
     free(ld);
@@ -340,6 +416,82 @@ static void test_stories_fallback(void **st)
     int32_t ids[40];
     for (int i = 0; i < 40; i++) ids[i] = (int32_t)((i * 37 + 1) % 512);
     compare_model(dir, "stories260K", ids, 40, 1e-3, 1e-6);
+}
+
+/* The device's token picking on chosen logits against uq_sample: every
+ * combination of temperature, top-k and top-p over distributions with
+ * ties, -inf entries, underflowing tails and one dominant token, for
+ * vocabularies from 1 to beyond 2^17; rows without a finite distribution
+ * give a token in range. */
+static void test_pick_chosen(void **st)
+{
+    (void)st;
+    if (!have_cuda()) skip();
+    static const int64_t vocabs[] = {1, 2, 5, 512, 32000, 131077};
+    static const float temps[] = {0.0f, 0.6f, 1.0f, 2.5f};
+    static const float top_ps[] = {1.0f, 0.95f, 0.6f, 1e-7f, 0.0f};
+    uint64_t rng = 7;
+    size_t total = 0, inexact = 0;
+    for (size_t vi = 0; vi < sizeof vocabs / sizeof vocabs[0]; vi++) {
+        const int64_t V = vocabs[vi];
+        const int64_t rows = V > 100000 ? 60 : 400;
+        const int64_t top_ks[] = {0, 1, 7, 50, V};
+        float *lg = malloc((size_t)rows * (size_t)V * sizeof(float));
+        uq_sampler_params *sp = malloc((size_t)rows * sizeof *sp);
+        double *r = malloc((size_t)rows * sizeof *r);
+        int32_t *got = malloc((size_t)rows * sizeof *got);
+        assert_true(lg && sp && r && got);
+        for (int64_t row = 0; row < rows; row++) {
+            float *x = lg + row * V;
+            const int kind = (int)(row % 7);
+            for (int64_t i = 0; i < V; i++) {
+                float v = tu_rand_normal(&rng);
+                switch (kind) {
+                case 0: v *= 3.0f; break;
+                case 1: v = i == V / 3 ? 20.0f : v; break;               /* one dominant token */
+                case 2: v = 0.0f; break;                                 /* all tied */
+                case 3: v = roundf(v * 2.0f) * 0.5f; break;              /* many ties */
+                case 4: v = i % 3 == 1 ? -INFINITY : v * 2.0f; break;    /* masked tokens */
+                case 5: v *= 40.0f; break;                               /* tails underflow to 0 */
+                default: v = (float)(i % 5) - (float)(i % 3); break;     /* a few repeated values */
+                }
+                x[i] = v;
+            }
+            uq_sampler_params_init(&sp[row]);
+            sp[row].temperature = temps[tu_rand_u64(&rng) % 4];
+            sp[row].top_k = (int)top_ks[tu_rand_u64(&rng) % 5];
+            sp[row].top_p = top_ps[tu_rand_u64(&rng) % 5];
+            const uint64_t e = tu_rand_u64(&rng) % 16;
+            r[row] = e == 0 ? 0.0 : e == 1 ? 1.0 - 0x1p-53 : uq_rng_uniform(&rng);
+        }
+        assert_int_equal(uq_cuda_pick_tokens(lg, rows, V, sp, r, got), UQ_OK);
+        for (int64_t row = 0; row < rows; row++) {
+            int exact = 0;
+            if (!pick_agrees(lg + row * V, V, &sp[row], r[row], got[row], &exact))
+                fail_msg("vocab %lld, row %lld (kind %d): the device picked %d (T %g, top-k %d, top-p %g, r %.17g)",
+                         (long long)V, (long long)row, (int)(row % 7), got[row], (double)sp[row].temperature,
+                         sp[row].top_k, (double)sp[row].top_p, r[row]);
+            total++;
+            inexact += !exact;
+        }
+        /* no finite distribution: all -inf, or a NaN */
+        for (int64_t i = 0; i < V; i++) lg[i] = -INFINITY;
+        for (int64_t i = 0; i < V; i++) lg[V + i] = i == V / 2 ? NAN : 1.0f;
+        for (int k = 0; k < 2; k++) {
+            uq_sampler_params_init(&sp[k]);
+            sp[k].temperature = 1.0f;
+            sp[k].top_k = k ? 5 : 0;
+            r[k] = 0.5;
+        }
+        assert_int_equal(uq_cuda_pick_tokens(lg, 2, V, sp, r, got), UQ_OK);
+        assert_true(got[0] >= 0 && got[0] < V && got[1] >= 0 && got[1] < V);
+        free(lg);
+        free(sp);
+        free(r);
+        free(got);
+    }
+    print_message("  picked on the device: %zu rows, %zu at the edge of a draw\n", total, inexact);
+    assert_true(inexact * 100 <= total);
 }
 
 /* Two sequences in one context give what each gives alone. */
@@ -485,7 +637,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_available),        cmocka_unit_test(test_quantize_identical),
         cmocka_unit_test(test_bench28m_schemes), cmocka_unit_test(test_stories_fallback),
-        cmocka_unit_test(test_sequences),
+        cmocka_unit_test(test_sequences),        cmocka_unit_test(test_pick_chosen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,14 @@ typedef struct uq_backend_caps {
     int training;            /* backward pass (later) */
 } uq_backend_caps;
 
+/* How a device backend picks tokens from its logits: as uq_sample with
+ * params (NULL: greedy), r being the uniform in [0, 1) uq_sample would draw
+ * for a sampled token (unused when greedy). A draw takes one row. */
+typedef struct uq_token_pick {
+    const uq_sampler_params *params;
+    double r;
+} uq_token_pick;
+
 typedef struct uq_backend_ops {
     const char *name;        /* "cpu-ref", "cpu", "cuda" */
     const char *description;
@@ -44,13 +52,12 @@ typedef struct uq_backend_ops {
      * prepare uploads what the context's model needs (once per context);
      * forward runs n tokens of sequence seq after the pos tokens it already
      * holds and writes logits like uq_forward_seq (logits may be NULL), and
-     * when argmax is not NULL the greedy choice of each row of logits it
-     * computes (every token's with all_logits, else the last's: the first
-     * index of the largest value, as uq_sample with temperature 0), found
-     * on the device. */
+     * when picked is not NULL the token picked on the device from each row
+     * of logits it computes (every token's with all_logits, else the
+     * last's), the token uq_sample would pick (see uq_token_pick). */
     uq_status (*prepare)(uq_backend *b, const struct uq_context *ctx);
     uq_status (*forward)(uq_backend *b, struct uq_context *ctx, int seq, const int32_t *ids, int64_t n,
-                         int64_t pos, float *logits, int all_logits, int32_t *argmax);
+                         int64_t pos, float *logits, int all_logits, const uq_token_pick *pick, int32_t *picked);
     /* Quantizes a [rows, cols] tensor exactly as uq_quantize_tensor does
      * (byte-identical output); NULL: the pipeline uses the CPU quantizer. */
     uq_status (*quantize)(uq_backend *b, const struct uq_qparams *p, uq_dtype src_dtype, const void *src,

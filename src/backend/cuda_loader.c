@@ -263,14 +263,26 @@ static uq_status cuda_prepare(uq_backend *b, const uq_context *c)
     return st == UQ_OK ? UQ_OK : module_fail(st, "uploading the model", err);
 }
 
+static void to_module_pick(const uq_sampler_params *sp, double r, uq_cuda_pick *p)
+{
+    memset(p, 0, sizeof *p);
+    if (!sp || !(sp->temperature > 0.0f)) return;
+    p->r = r;
+    p->temperature = sp->temperature;
+    p->top_p = sp->top_p;
+    p->top_k = sp->top_k;
+}
+
 static uq_status cuda_forward(uq_backend *b, uq_context *c, int seq, const int32_t *ids, int64_t n, int64_t pos,
-                              float *logits, int all_logits, int32_t *argmax)
+                              float *logits, int all_logits, const uq_token_pick *pick, int32_t *picked)
 {
     (void)c;
     cuda_ctx *s = b->state;
     if (!s || !s->mod) return uq_fail(UQ_ERR_STATE, "cuda: forward before prepare");
+    uq_cuda_pick p;
+    to_module_pick(pick ? pick->params : NULL, pick ? pick->r : 0.0, &p);
     char err[512] = "";
-    int st = api->forward(s->mod, seq, ids, n, pos, logits, all_logits, argmax, err, sizeof err);
+    int st = api->forward(s->mod, seq, ids, n, pos, logits, all_logits, &p, picked, err, sizeof err);
     return st == UQ_OK ? UQ_OK : module_fail(st, "forward", err);
 }
 
@@ -329,7 +341,23 @@ uq_status uq_cuda_forward_greedy(struct uq_context *c, int seq, const int32_t *i
     if (!context_state(c))
         return uq_fail(UQ_ERR_ARG, "uq_cuda_forward_greedy: the context does not run on the cuda backend");
     if (n <= 0) return UQ_OK;
-    return uq_forward_device(c, seq, ids, (size_t)n, logits, all_logits, argmax);
+    return uq_forward_device(c, seq, ids, (size_t)n, logits, all_logits, NULL, argmax);
+}
+
+uq_status uq_cuda_pick_tokens(const float *logits, int64_t rows, int64_t vocab, const uq_sampler_params *params,
+                              const double *r, int32_t *out)
+{
+    if (!logits || !params || !r || !out || rows < 1 || vocab < 1)
+        return uq_fail(UQ_ERR_ARG, "uq_cuda_pick_tokens: bad argument");
+    uq_status st = need_device();
+    if (st != UQ_OK) return st;
+    uq_cuda_pick *pp = malloc((size_t)rows * sizeof *pp);
+    if (!pp) return uq_fail(UQ_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < rows; i++) to_module_pick(&params[i], r[i], &pp[i]);
+    char err[512] = "";
+    int rc = api->pick(logits, rows, vocab, pp, out, err, sizeof err);
+    free(pp);
+    return rc == UQ_OK ? UQ_OK : module_fail(rc, "pick", err);
 }
 
 uq_status uq_cuda_set_option(struct uq_context *c, const char *key, int64_t value)

@@ -133,14 +133,17 @@ static uq_status check_tokens(const uq_context *c, int seq, const int32_t *ids, 
 }
 
 uq_status uq_forward_device(uq_context *c, int seq, const int32_t *ids, size_t n, float *logits, int all_logits,
-                           int32_t *argmax)
+                           const uq_token_pick *pick, int32_t *picked)
 {
     if (!c || !ids || !n) return uq_fail(UQ_ERR_ARG, "forward: NULL argument");
     if (!c->backend.ops->forward)
         return uq_fail(UQ_ERR_UNSUPPORTED, "backend %s is not a device backend", c->backend.ops->name);
     uq_status st = check_tokens(c, seq, ids, n);
     if (st != UQ_OK) return st;
-    st = c->backend.ops->forward(&c->backend, c, seq, ids, (int64_t)n, c->pos[seq], logits, all_logits, argmax);
+    if (pick && pick->params && pick->params->temperature > 0.0f && all_logits && n > 1)
+        return uq_fail(UQ_ERR_ARG, "forward: a sampled token is drawn from the last position's logits only");
+    st = c->backend.ops->forward(&c->backend, c, seq, ids, (int64_t)n, c->pos[seq], logits, all_logits, pick,
+                                 picked);
     if (st == UQ_OK) c->pos[seq] += (int64_t)n;
     return st;
 }
@@ -150,7 +153,7 @@ uq_status uq_forward_seq(uq_context *c, int seq, const int32_t *ids, size_t n, f
     if (!c || (!ids && n)) return uq_fail(UQ_ERR_ARG, "uq_forward: NULL argument");
     if (seq < 0 || seq >= c->n_seq) return uq_fail(UQ_ERR_ARG, "sequence %d out of range (context holds %d)", seq, c->n_seq);
     if (n == 0) return UQ_OK;
-    if (c->backend.ops->forward) return uq_forward_device(c, seq, ids, n, logits, all_logits, NULL);
+    if (c->backend.ops->forward) return uq_forward_device(c, seq, ids, n, logits, all_logits, NULL, NULL);
     uq_status chk = check_tokens(c, seq, ids, n);
     if (chk != UQ_OK) return chk;
     const int64_t d = c->dim;

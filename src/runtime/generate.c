@@ -22,6 +22,8 @@ static uint64_t rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+double uq_rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-53; }
+
 static int32_t argmax(const float *x, int64_t n)
 {
     int64_t best = 0;
@@ -45,17 +47,28 @@ static int cmp_cand(const void *a, const void *b)
 int32_t uq_sample(float *logits, int64_t vocab, const uq_sampler_params *p, uint64_t *rng)
 {
     if (!p || p->temperature <= 0.0f) return argmax(logits, vocab);
+    return uq_sample_with(logits, vocab, p, uq_rng_uniform(rng));
+}
+
+int32_t uq_sample_with(float *logits, int64_t vocab, const uq_sampler_params *p, double r)
+{
+    if (!p || p->temperature <= 0.0f) return argmax(logits, vocab);
     for (int64_t i = 0; i < vocab; i++) logits[i] /= p->temperature;
     uq_softmax_f32(logits, vocab);
-    double r = (double)(rng_next(rng) >> 11) * 0x1p-53;
     int restrict_set = (p->top_k > 0 && p->top_k < vocab) || (p->top_p > 0.0f && p->top_p < 1.0f);
     if (!restrict_set) {
-        double acc = 0;
+        /* in vocabulary order, r scaled to the probabilities' rounded sum;
+         * past the last running sum (rounding): the last token with a share */
+        double total = 0, acc = 0;
+        for (int64_t i = 0; i < vocab; i++) total += logits[i];
+        const double target = r * total;
+        int64_t last = 0;
         for (int64_t i = 0; i < vocab; i++) {
             acc += logits[i];
-            if (r < acc) return (int32_t)i;
+            if (target < acc) return (int32_t)i;
+            if (logits[i] > 0.0f) last = i;
         }
-        return (int32_t)(vocab - 1);
+        return (int32_t)last;
     }
     cand *cs = malloc((size_t)vocab * sizeof *cs);
     if (!cs) return argmax(logits, vocab);
@@ -64,10 +77,14 @@ int32_t uq_sample(float *logits, int64_t vocab, const uq_sampler_params *p, uint
     int64_t keep = vocab;
     if (p->top_k > 0 && p->top_k < keep) keep = p->top_k;
     if (p->top_p > 0.0f && p->top_p < 1.0f) {
-        double acc = 0;
+        /* top_p of the probabilities' sum as rounded (not of 1): the cut
+         * then does not move with the softmax's rounding */
+        double all = 0, acc = 0;
+        for (int64_t i = 0; i < vocab; i++) all += cs[i].p;
+        const double reach = p->top_p * all;
         for (int64_t i = 0; i < keep; i++) {
             acc += cs[i].p;
-            if (acc >= p->top_p) {
+            if (acc >= reach) {
                 keep = i + 1;
                 break;
             }
@@ -76,13 +93,11 @@ int32_t uq_sample(float *logits, int64_t vocab, const uq_sampler_params *p, uint
     double total = 0;
     for (int64_t i = 0; i < keep; i++) total += cs[i].p;
     double acc = 0, target = r * total;
-    int32_t id = cs[keep - 1].id;
+    int32_t id = cs[0].id;
     for (int64_t i = 0; i < keep; i++) {
         acc += cs[i].p;
-        if (target < acc) {
-            id = cs[i].id;
-            break;
-        }
+        if (cs[i].p > 0.0f) id = cs[i].id; /* past the last running sum: the last with a share */
+        if (target < acc) break;
     }
     free(cs);
     return id;
@@ -95,13 +110,16 @@ static int is_eos(const uq_context *c, int32_t id)
     return 0;
 }
 
-/* The successor of ids (fed to sequence 0): greedy choices on the device
- * when the backend makes them (no logits copied to the host), else sampled
- * here from the logits. */
+/* The successor of ids (fed to sequence 0): picked on the device when the
+ * backend runs the forward pass there (no logits copied to the host; the
+ * same draw from the generator as uq_sample's), else here from the logits. */
 static uq_status next_token(uq_context *c, const int32_t *ids, size_t n, const uq_sampler_params *p, uint64_t *rng,
                             int32_t *id)
 {
-    if (p->temperature <= 0.0f && c->backend.ops->forward) return uq_forward_device(c, 0, ids, n, NULL, 0, id);
+    if (c->backend.ops->forward) {
+        uq_token_pick pick = {p, p->temperature > 0.0f ? uq_rng_uniform(rng) : 0.0};
+        return uq_forward_device(c, 0, ids, n, NULL, 0, &pick, id);
+    }
     uq_status st = uq_forward_last(c, ids, n, c->logits_tmp);
     if (st == UQ_OK) *id = uq_sample(c->logits_tmp, c->vocab, p, rng);
     return st;

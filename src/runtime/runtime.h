@@ -34,11 +34,17 @@ struct uq_context {
 };
 
 /* forward.c: n > 0 tokens of sequence seq through a device backend (its
- * forward op: logits as uq_forward_seq, may be NULL; argmax, when not NULL,
- * the greedy choices made on the device); UQ_ERR_UNSUPPORTED for host
- * backends. */
+ * forward op: logits as uq_forward_seq, may be NULL; picked, when not NULL,
+ * the tokens picked on the device as pick says, NULL: greedy);
+ * UQ_ERR_UNSUPPORTED for host backends. */
 uq_status uq_forward_device(uq_context *c, int seq, const int32_t *ids, size_t n, float *logits, int all_logits,
-                           int32_t *argmax);
+                           const uq_token_pick *pick, int32_t *picked);
+
+/* generate.c: uq_sample's generator (a uniform in [0, 1), 53 bits) and
+ * uq_sample with the uniform it would draw given: the pick of a device
+ * backend (uq_token_pick) and its tests. */
+double uq_rng_uniform(uint64_t *state);
+int32_t uq_sample_with(float *logits, int64_t vocab, const uq_sampler_params *p, double r);
 
 /* attention.c: causal attention of nq consecutive queries of one head, at
  * positions pos0.., over keys/values 0..pos0 + nq - 1 (rows kv_stride apart,

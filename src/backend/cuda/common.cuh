@@ -442,7 +442,6 @@ cudaError_t launch_rmsnorm(const float *x, const float *w, float *out, int n, in
 cudaError_t launch_split(const float *x, int64_t ldx, const float *norm_w, double eps, int n, int64_t K, int f16,
                          uint16_t *hi, uint16_t *lo, cudaStream_t st);
 cudaError_t launch_swiglu(const float *gu, int n, int64_t ff, float *h, cudaStream_t st);
-cudaError_t launch_argmax(const float *logits, int rows, int64_t vocab, int32_t *out, cudaStream_t st);
 
 /* attention.cu: dyn points at the step's {first position, sequence} on the device. */
 cudaError_t attention_setup(void);
@@ -450,6 +449,14 @@ cudaError_t launch_rope_store(const attn_args *a, cudaStream_t st);
 cudaError_t launch_attention(const attn_args *a, int prefill, cudaStream_t st);
 /* Whether prefill attention takes the tensor-core kernel (which honours out_h). */
 int attn_prefill_kernel(int64_t head_dim, int64_t kv_dim, int64_t ldq);
+
+/* sample.cu: the token of each of rows rows of logits picked as pp[row *
+ * pp_stride] says (see uq_cuda_pick); scratch holds rows * vocab floats. */
+cudaError_t launch_pick(const float *logits, int rows, int64_t vocab, const uq_cuda_pick *pp, int64_t pp_stride,
+                        float *scratch, int32_t *out, cudaStream_t st);
+/* The same on host memory (cuda_module.h's pick). */
+int pick_rows(const float *logits, int64_t rows, int64_t vocab, const uq_cuda_pick *picks, int32_t *out, char *err,
+              size_t cap);
 
 /* bench_kernels.cu (see bench_gemv in cuda_module.h) */
 int bench_gemv(int64_t rows, int64_t cols, int bits, int group, int batch, int variant, double *out, char *err,

@@ -34,6 +34,12 @@ uq_status uq_cuda_quantize_tensor(const uq_qparams *p, uq_dtype src_dtype, const
 uq_status uq_cuda_forward_greedy(struct uq_context *c, int seq, const int32_t *ids, int64_t n, float *logits,
                                  int all_logits, int32_t *argmax);
 
+/* The device's token picking on rows x vocab logits in host memory: row i
+ * as uq_sample would pick it with params[i] and the uniform r[i] it would
+ * draw (see uq_token_pick). For tests of the kernel on chosen logits. */
+uq_status uq_cuda_pick_tokens(const float *logits, int64_t rows, int64_t vocab, const uq_sampler_params *params,
+                              const double *r, int32_t *out);
+
 /* Sets a module option of a context on the cuda backend (see set_option in
  * cuda_module.h: "graphs", "gemm_min_tokens"). */
 uq_status uq_cuda_set_option(struct uq_context *c, const char *key, int64_t value);

@@ -18,9 +18,9 @@
 extern "C" {
 #endif
 
-#define UQ_CUDA_ABI_VERSION 1
+#define UQ_CUDA_ABI_VERSION 2
 #define UQ_CUDA_MODULE_NAME "libuquant_cuda.so"
-#define UQ_CUDA_MODULE_SYMBOL "uq_cuda_module_v1"
+#define UQ_CUDA_MODULE_SYMBOL "uq_cuda_module_v2"
 
 /* One weight matrix as stored (see uq_weight in uquant.h). */
 typedef struct uq_cuda_matrix {
@@ -54,6 +54,17 @@ typedef struct uq_cuda_model {
     const float *final_norm;           /* [dim] */
 } uq_cuda_model;
 
+/* How a token is picked from a row of logits, as uq_sample does it:
+ * temperature <= 0 greedy; else drawn from softmax(logits / temperature)
+ * (cut to top_k tokens when 0 < top_k < vocab, then to top_p of the
+ * probability when 0 < top_p < 1) with the uniform r in [0, 1) that the
+ * caller drew from its generator. */
+typedef struct uq_cuda_pick {
+    double r;
+    float temperature, top_p;
+    int32_t top_k, reserved;
+} uq_cuda_pick;
+
 typedef struct uq_cuda_api {
     int abi_version;                   /* UQ_CUDA_ABI_VERSION */
     /* 1 when a usable device is present, else 0 and why. */
@@ -66,9 +77,10 @@ typedef struct uq_cuda_api {
     void (*destroy)(void *state);
     /* Runs tokens ids[0, n) of sequence seq at positions [pos, pos + n).
      * logits (may be NULL): [n, vocab] when all_logits, else the last row.
-     * argmax (may be NULL): the greedy token of each of those rows. */
+     * picked (may be NULL): the token picked from each of those rows as
+     * pick says (NULL: greedy); a draw (temperature > 0) takes one row. */
     int (*forward)(void *state, int seq, const int32_t *ids, int64_t n, int64_t pos, float *logits,
-                   int all_logits, int32_t *argmax, char *err, size_t cap);
+                   int all_logits, const uq_cuda_pick *pick, int32_t *picked, char *err, size_t cap);
     /* uq_quantize_tensor on the device, byte for byte. *fallback is set
      * (and nothing is guaranteed about the outputs) when the tensor holds
      * values the device path does not handle (NaN, Inf, a range beyond
@@ -91,6 +103,10 @@ typedef struct uq_cuda_api {
      * measured right after. */
     int (*bench_gemv)(int64_t rows, int64_t cols, int bits, int group, int batch, int variant, double *out,
                       char *err, size_t cap);
+    /* The forward pass's token picking on rows x vocab logits in host
+     * memory, row i as picks[i] says; the tokens to out[rows]. */
+    int (*pick)(const float *logits, int64_t rows, int64_t vocab, const uq_cuda_pick *picks, int32_t *out,
+                char *err, size_t cap);
 } uq_cuda_api;
 
 /* bench_gemv's variant: the fp32 kernels where the integer-MMA one would run. */

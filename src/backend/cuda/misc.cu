@@ -1,6 +1,5 @@
-/* Element-wise parts of the forward pass: embedding rows, RMSNorm, SwiGLU,
- * the split of GEMM inputs into 16-bit halves, and greedy sampling. The
- * arithmetic follows src/runtime/ops.c (fp32, each operation rounded on its
+/* Element-wise parts of the forward pass: embedding rows, RMSNorm, SwiGLU
+ * and the split of GEMM inputs into 16-bit halves. The arithmetic follows src/runtime/ops.c (fp32, each operation rounded on its
  * own; the RMSNorm sum of squares in double). */
 #include "common.cuh"
 
@@ -138,54 +137,6 @@ cudaError_t launch_swiglu(const float *gu, int n, int64_t ff, float *h, cudaStre
 {
     void *args[] = {(void *)&gu, &ff, &h};
     return launch_kernel((const void *)swiglu_kernel, dim3(n), dim3(BLOCK), 0, st, args);
-}
-
-/* The first index of the largest value of each row (as uq_sample's greedy path). */
-__global__ void argmax_kernel(const float *logits, int64_t vocab, int32_t *out)
-{
-    pdl_trigger();
-    pdl_wait();
-    __shared__ float bv[32];
-    __shared__ int64_t bi[32];
-    const float *row = logits + blockIdx.x * vocab;
-    float best = -INFINITY;
-    int64_t idx = vocab;
-#pragma unroll 8
-    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
-        float v = row[i];
-        if (v > best || (idx == vocab && v == best)) {
-            best = v;
-            idx = i;
-        }
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, best, o);
-        int64_t oi = __shfl_xor_sync(0xffffffffu, idx, o);
-        if (ov > best || (ov == best && oi < idx)) {
-            best = ov;
-            idx = oi;
-        }
-    }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) {
-        bv[warp] = best;
-        bi[warp] = idx;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
-            if (bv[w] > best || (bv[w] == best && bi[w] < idx)) {
-                best = bv[w];
-                idx = bi[w];
-            }
-        out[blockIdx.x] = (int32_t)(idx < vocab ? idx : 0);
-    }
-}
-
-cudaError_t launch_argmax(const float *logits, int rows, int64_t vocab, int32_t *out, cudaStream_t st)
-{
-    void *args[] = {(void *)&logits, &vocab, &out};
-    return launch_kernel((const void *)argmax_kernel, dim3(rows), dim3(1024), 0, st, args);
 }
 
 cudaError_t misc_setup(void) { return cudaSuccess; }

@@ -6,12 +6,13 @@
  * [sequence][layer][position][kv_dim]. A forward step of n tokens runs
  *   embed -> per layer: RMSNorm, QKV product, RoPE + cache store, attention,
  *   O product (+= residual), RMSNorm, gate/up products with SwiGLU, down
- *   product (+= residual) -> final RMSNorm -> head,
+ *   product (+= residual) -> final RMSNorm -> head -> token picked,
  * on one stream. Products for fewer than gemm_min tokens use the GEMV
  * kernels (which fuse the RMSNorm before them), the others the tensor-core
  * GEMM. Single-token steps are captured once in a CUDA graph and replayed:
- * the position and the sequence are read from device memory. Kernels are
- * launched as programmatic dependent launches (uq_cuda_pdl). */
+ * the position, the sequence and how the token is picked are read from
+ * device memory. Kernels are launched as programmatic dependent launches
+ * (uq_cuda_pdl). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,11 @@
 #include "cuda_module.h"
 
 int uq_cuda_pdl = 1;
+
+/* mstate.dyn_d: slots 0 and 1 the step's position and sequence, from slot
+ * DYN_PICK the step's uq_cuda_pick */
+#define DYN_PICK 2
+#define DYN_SLOTS (DYN_PICK + (int)(sizeof(uq_cuda_pick) / sizeof(int64_t)))
 
 typedef struct dlayer {
     dmat wq, wk, wv, wo, wg, wu, wd;
@@ -52,8 +58,12 @@ typedef struct mstate {
     int codes_ok;
     cudaStream_t st2;
     cudaEvent_t ev_ready[4], ev_used[4], ev_start;
-    int32_t *ids_d, *amax_d;
+    int32_t *ids_d, *picked_d;
+    /* the step's {first position, sequence} (what attention reads as
+     * attn_args.dyn), then from DYN_PICK a uq_cuda_pick: copied before
+     * each step, so that the decode graphs read them from here */
     int64_t *dyn_d;
+    float *probs; /* a drawn token's probabilities [vocab] */
     float *att_scratch;
     int *att_counters;
     int *att_ready;      /* attention inside the O product's GEMV (attn_args.ready) */
@@ -400,15 +410,16 @@ static int m_create(const uq_cuda_model *m, void **state, char *err, size_t cap)
         if (e == cudaSuccess) e = cudaEventCreateWithFlags(&s->ev_start, cudaEventDisableTiming);
     }
     s->ids_d = (int32_t *)dalloc(s, nb * 4, &e);
-    s->amax_d = (int32_t *)dalloc(s, nb * 4, &e);
-    s->dyn_d = (int64_t *)dalloc(s, 4 * sizeof(int64_t), &e);
+    s->picked_d = (int32_t *)dalloc(s, nb * 4, &e);
+    s->dyn_d = (int64_t *)dalloc(s, DYN_SLOTS * sizeof(int64_t), &e);
+    s->probs = (float *)dalloc(s, (size_t)s->vocab * sizeof(float), &e);
     s->att_scratch = (float *)dalloc(s, (size_t)8 * s->nh * ATT_SPLITS * ATT_PART * sizeof(float), &e);
     s->att_counters = (int *)dalloc(s, (size_t)8 * s->nh * sizeof(int), &e);
     if (e == cudaSuccess) e = cudaMemset(s->att_counters, 0, (size_t)8 * s->nh * sizeof(int));
     s->att_ready = (int *)dalloc(s, 2 * sizeof(int), &e);
     if (e == cudaSuccess) e = cudaMemset(s->att_ready, 0, 2 * sizeof(int));
     s->attn_gemv = 1;
-    if (e == cudaSuccess) e = cudaMallocHost((void **)&s->dyn_h, 4 * sizeof(int64_t));
+    if (e == cudaSuccess) e = cudaMallocHost((void **)&s->dyn_h, DYN_SLOTS * sizeof(int64_t));
     if (e == cudaSuccess) e = cudaMallocHost((void **)&s->ids_h, nb * 4);
     /* the caches start as zeros so that no step ever reads uninitialized memory */
     if (e == cudaSuccess) e = cudaMemset(s->kc, 0, kv);
@@ -894,8 +905,8 @@ static cudaError_t run_layer_gemm(mstate *s, int64_t l, int n)
 #undef LO
 }
 
-/* Everything of one step of n tokens; the logits (and their argmax) of the
- * last rows_out tokens when rows_out > 0. */
+/* Everything of one step of n tokens; the logits (and the tokens picked
+ * from them) of the last rows_out tokens when rows_out > 0. */
 static cudaError_t run_step(mstate *s, int n, int rows_out)
 {
     cudaError_t e = launch_embed(s->ids_d, n, &s->embed, s->x, s->st);
@@ -909,7 +920,9 @@ static cudaError_t run_step(mstate *s, int n, int rows_out)
         e = launch_rmsnorm(xl, s->final_norm, s->xn, rows_out, s->dim, s->eps, s->st);
         if (e == cudaSuccess) e = mm_one(s, &s->head, NULL, 0, MM_STORE, s->xn, s->dim, rows_out, s->logits, s->vocab);
     }
-    if (e == cudaSuccess) e = launch_argmax(s->logits, rows_out, s->vocab, s->amax_d, s->st);
+    if (e == cudaSuccess)
+        e = launch_pick(s->logits, rows_out, s->vocab, (const uq_cuda_pick *)(s->dyn_d + DYN_PICK), 0, s->probs,
+                        s->picked_d, s->st);
     return e;
 }
 
@@ -939,9 +952,20 @@ static cudaError_t run_step_graph(mstate *s, int rows_out)
 }
 
 static int m_forward(void *state, int seq, const int32_t *ids, int64_t n, int64_t pos, float *logits, int all_logits,
-                     int32_t *argmax, char *err, size_t cap)
+                     const uq_cuda_pick *pick, int32_t *picked, char *err, size_t cap)
 {
     mstate *s = (mstate *)state;
+    uq_cuda_pick greedy;
+    memset(&greedy, 0, sizeof greedy);
+    if (!pick || !(pick->temperature > 0.0f)) pick = &greedy;
+    if (pick != &greedy && all_logits && n > 1) {
+        snprintf(err, cap, "a drawn token takes one row of logits (not all_logits over %lld tokens)", (long long)n);
+        return UQ_ERR_ARG;
+    }
+    if (pick != &greedy && !(pick->r >= 0.0 && pick->r < 1.0)) {
+        snprintf(err, cap, "the uniform draw %g is outside [0, 1)", pick->r);
+        return UQ_ERR_ARG;
+    }
     if (seq < 0 || seq >= s->n_seq || pos < 0 || n < 0 || pos + n > s->n_ctx) {
         snprintf(err, cap, "tokens [%lld, %lld) of sequence %d do not fit the context (%lld positions, %d sequences)",
                  (long long)pos, (long long)(pos + n), seq, (long long)s->n_ctx, s->n_seq);
@@ -956,12 +980,14 @@ static int m_forward(void *state, int seq, const int32_t *ids, int64_t n, int64_
     for (int64_t off = 0; off < n; off += s->nb) {
         const int m = (int)(n - off < s->nb ? n - off : s->nb);
         const int last = off + m == n;
-        const int want = (logits || argmax) && (all_logits || last);
+        const int want = (logits || picked) && (all_logits || last);
         const int rows_out = want ? (all_logits ? m : 1) : 0;
         s->dyn_h[0] = pos + off;
         s->dyn_h[1] = seq;
+        memcpy(s->dyn_h + DYN_PICK, pick, sizeof *pick);
         memcpy(s->ids_h, ids + off, (size_t)m * sizeof(int32_t));
-        CK(cudaMemcpyAsync(s->dyn_d, s->dyn_h, 2 * sizeof(int64_t), cudaMemcpyHostToDevice, s->st), "copying to the GPU");
+        CK(cudaMemcpyAsync(s->dyn_d, s->dyn_h, DYN_SLOTS * sizeof(int64_t), cudaMemcpyHostToDevice, s->st),
+           "copying to the GPU");
         CK(cudaMemcpyAsync(s->ids_d, s->ids_h, (size_t)m * 4, cudaMemcpyHostToDevice, s->st), "copying to the GPU");
         if (m == 1 && s->use_graphs)
             CK(run_step_graph(s, rows_out), "running the forward pass");
@@ -971,8 +997,8 @@ static int m_forward(void *state, int seq, const int32_t *ids, int64_t n, int64_
             CK(cudaMemcpyAsync(logits + (all_logits ? off * s->vocab : 0), s->logits,
                                (size_t)rows_out * (size_t)s->vocab * sizeof(float), cudaMemcpyDeviceToHost, s->st),
                "copying the logits");
-        if (rows_out > 0 && argmax)
-            CK(cudaMemcpyAsync(argmax + (all_logits ? off : 0), s->amax_d, (size_t)rows_out * sizeof(int32_t),
+        if (rows_out > 0 && picked)
+            CK(cudaMemcpyAsync(picked + (all_logits ? off : 0), s->picked_d, (size_t)rows_out * sizeof(int32_t),
                                cudaMemcpyDeviceToHost, s->st),
                "copying the tokens");
         CK(cudaStreamSynchronize(s->st), "running the forward pass");
@@ -1068,9 +1094,20 @@ static int m_bench_gemv(int64_t rows, int64_t cols, int bits, int group, int bat
     return bench_gemv(rows, cols, bits, group, batch, variant, out, err, cap);
 }
 
+static int m_pick(const float *logits, int64_t rows, int64_t vocab, const uq_cuda_pick *picks, int32_t *out,
+                  char *err, size_t cap)
+{
+    CK(cudaSetDevice(device_index()), "selecting the device");
+    if (rows < 1 || rows > 65535 || vocab < 1 || vocab > INT32_MAX || (size_t)rows * (size_t)vocab > ((size_t)1 << 32)) {
+        snprintf(err, cap, "no token picking for %lld rows of %lld logits", (long long)rows, (long long)vocab);
+        return UQ_ERR_ARG;
+    }
+    return pick_rows(logits, rows, vocab, picks, out, err, cap);
+}
+
 static const uq_cuda_api api_table = {
-    UQ_CUDA_ABI_VERSION, m_probe,   m_device_name, m_memory,    m_create,
-    m_destroy,           m_forward, m_quantize,    m_set_option, m_bench_gemv,
+    UQ_CUDA_ABI_VERSION, m_probe,   m_device_name, m_memory,     m_create,     m_destroy,
+    m_forward,           m_quantize, m_set_option, m_bench_gemv, m_pick,
 };
 
-extern "C" __attribute__((visibility("default"))) const uq_cuda_api *uq_cuda_module_v1(void) { return &api_table; }
+extern "C" __attribute__((visibility("default"))) const uq_cuda_api *uq_cuda_module_v2(void) { return &api_table; }
