@@ -140,8 +140,6 @@ uq_status uq_forward_device(uq_context *c, int seq, const int32_t *ids, size_t n
         return uq_fail(UQ_ERR_UNSUPPORTED, "backend %s is not a device backend", c->backend.ops->name);
     uq_status st = check_tokens(c, seq, ids, n);
     if (st != UQ_OK) return st;
-    if (pick && pick->params && pick->params->temperature > 0.0f && all_logits && n > 1)
-        return uq_fail(UQ_ERR_ARG, "forward: a sampled token is drawn from the last position's logits only");
     st = c->backend.ops->forward(&c->backend, c, seq, ids, (int64_t)n, c->pos[seq], logits, all_logits, pick,
                                  picked);
     if (st == UQ_OK) c->pos[seq] += (int64_t)n;

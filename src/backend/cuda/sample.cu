@@ -159,15 +159,24 @@ __device__ int64_t pk_argmax(const float *row, int64_t n, pk_shared *sm)
     return idx < n ? idx : 0;
 }
 
+/* This warp's contiguous range [*b, *end) of n tokens (a multiple of 32
+ * long), for the walks that go in id order. */
+__device__ __forceinline__ void pk_warp_range(int64_t n, int64_t *b, int64_t *end)
+{
+    const int64_t span = (n + PK_WARPS * 32 - 1) / (PK_WARPS * 32) * 32;
+    *b = (threadIdx.x >> 5) * span;
+    *end = *b + span < n ? *b + span : n;
+}
+
 /* A draw over the whole vocabulary in index order (uq_sample without top-k
  * or top-p): the first token whose running weight passes r times the
  * total, else the last token with a weight. Each warp owns
  * a contiguous range; the warp holding the target walks it 32 at a time. */
 __device__ int64_t pk_draw_in_order(const float *e, int64_t n, float inv, double rr, pk_shared *sm)
 {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t span = (n + PK_WARPS * 32 - 1) / (PK_WARPS * 32) * 32;
-    const int64_t b = warp * span, end = b + span < n ? b + span : n;
+    const int lane = threadIdx.x & 31;
+    int64_t b, end;
+    pk_warp_range(n, &b, &end);
     u64 mine = 0, last = 0; /* last: 1 + the last token of non-zero weight */
     for (int64_t i = b + lane; i < end; i += 32) {
         const u64 w = pk_weight(__fmul_rn(e[i], inv));
@@ -212,9 +221,9 @@ __device__ int64_t pk_draw_in_order(const float *e, int64_t n, float inv, double
  * at a time. */
 __device__ int64_t pk_nth_id(const float *p, int64_t n, unsigned b, u64 j, pk_shared *sm)
 {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t span = (n + PK_WARPS * 32 - 1) / (PK_WARPS * 32) * 32;
-    const int64_t lo = warp * span, end = lo + span < n ? lo + span : n;
+    const int lane = threadIdx.x & 31;
+    int64_t lo, end;
+    pk_warp_range(n, &lo, &end);
     unsigned mine = 0;
     for (int64_t i0 = lo; i0 < end; i0 += 32) {
         const int64_t i = i0 + lane;
