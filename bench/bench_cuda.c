@@ -221,6 +221,41 @@ static double decode_greedy(uq_context *c, int32_t first, int n, double *td, int
     return n / median(td, repeat);
 }
 
+/* Decode tokens/s through uq_forward_last with the logits copied back and
+ * the token picked by uq_sample on the host (sp NULL: greedy; seeded from
+ * sp->seed as uq_generate is). */
+static double decode_host(uq_context *c, int32_t first, int n, float *logits, int64_t vocab,
+                          const uq_sampler_params *sp, double *td, int repeat)
+{
+    for (int r = 0; r < repeat; r++) {
+        uq_context_reset(c, -1);
+        uint64_t rng = sp ? sp->seed : 0;
+        int32_t tok = first;
+        double t0 = now();
+        for (int i = 0; i < n; i++) {
+            if (uq_forward_last(c, &tok, 1, logits) != UQ_OK) die("decode");
+            tok = uq_sample(logits, vocab, sp, &rng);
+        }
+        td[r] = now() - t0;
+    }
+    return n / median(td, repeat);
+}
+
+/* Decode tokens/s through uq_generate (tokens picked on the device) with
+ * sampler sp, gen holding n tokens. */
+static double decode_generate(uq_context *c, const int32_t *prompt, int n, const uq_sampler_params *sp, int32_t *gen,
+                              double *td, int repeat)
+{
+    for (int r = 0; r < repeat; r++) {
+        uq_context_reset(c, -1);
+        size_t ng = 0;
+        double t0 = now();
+        if (uq_generate(c, prompt, 1, (size_t)n, sp, NULL, NULL, gen, &ng) != UQ_OK) die("generate");
+        td[r] = (now() - t0) / (double)(ng ? ng : 1);
+    }
+    return 1.0 / median(td, repeat);
+}
+
 /* Prefill tokens/s (median of repeat runs, tp their scratch) with option
  * key set to value, then back to restore. */
 static double prefill_with(uq_context *c, const char *key, int64_t value, int64_t restore, const int32_t *ids,
@@ -412,51 +447,21 @@ int main(int argc, char **argv)
         const double prefill_nopipe_tps = prefill_with(c, "gemm_pipe", 0, 1, ids, prompt, logits, tp, repeat);
         if (uq_cuda_set_option(c, "gemm_codes", GEMM_CODES) != UQ_OK) die("option");
         decode_tps = decode_greedy(c, ids[0], decode, td, repeat);
-        for (int r = 0; r < repeat; r++) {
-            uq_context_reset(c, -1);
-            tok = ids[0];
-            double t0 = now();
-            for (int i = 0; i < decode; i++) {
-                if (uq_forward_last(c, &tok, 1, logits) != UQ_OK) die("decode");
-                tok = uq_sample(logits, vocab, NULL, NULL);
-            }
-            td[r] = now() - t0;
-        }
-        decode_api_tps = decode / median(td, repeat);
+        decode_api_tps = decode_host(c, ids[0], decode, logits, vocab, NULL, td, repeat);
         /* uq_generate, greedy and drawn: the tokens picked on the device;
          * then the same draws by uq_sample on the host from copied logits */
         {
-            uq_sampler_params sp;
-            uq_sampler_params_init(&sp);
+            uq_sampler_params greedy, drawn;
+            uq_sampler_params_init(&greedy);
+            drawn = greedy;
+            drawn.temperature = SAMPLE_T;
+            drawn.top_k = SAMPLE_K;
+            drawn.top_p = SAMPLE_P;
             int32_t *gen = malloc((size_t)decode * sizeof(int32_t));
             if (!gen) die("out of memory");
-            for (int pass = 0; pass < 2; pass++) {
-                if (pass) {
-                    sp.temperature = SAMPLE_T;
-                    sp.top_k = SAMPLE_K;
-                    sp.top_p = SAMPLE_P;
-                }
-                for (int r = 0; r < repeat; r++) {
-                    uq_context_reset(c, -1);
-                    size_t ng = 0;
-                    double t0 = now();
-                    if (uq_generate(c, ids, 1, (size_t)decode, &sp, NULL, NULL, gen, &ng) != UQ_OK) die("generate");
-                    td[r] = (now() - t0) / (double)(ng ? ng : 1);
-                }
-                *(pass ? &decode_drawn_tps : &decode_gen_tps) = 1.0 / median(td, repeat);
-            }
-            for (int r = 0; r < repeat; r++) {
-                uq_context_reset(c, -1);
-                uint64_t rng = sp.seed;
-                tok = ids[0];
-                double t0 = now();
-                for (int i = 0; i < decode; i++) {
-                    if (uq_forward_last(c, &tok, 1, logits) != UQ_OK) die("decode");
-                    tok = uq_sample(logits, vocab, &sp, &rng);
-                }
-                td[r] = now() - t0;
-            }
-            decode_drawn_host_tps = decode / median(td, repeat);
+            decode_gen_tps = decode_generate(c, ids, decode, &greedy, gen, td, repeat);
+            decode_drawn_tps = decode_generate(c, ids, decode, &drawn, gen, td, repeat);
+            decode_drawn_host_tps = decode_host(c, ids[0], decode, logits, vocab, &drawn, td, repeat);
             free(gen);
         }
         /* the same without dependent launches and without graphs, for comparison */
